@@ -1,0 +1,100 @@
+"""Code archives: validating and safely extracting the tarballs of commits and snapshots.
+
+Safety comes from the standard library's ``tarfile.data_filter`` (PEP 706), which refuses absolute
+paths, ``..`` components, links that point outside the destination, and device files. On top of it
+we bound the member count and the unpacked size, so a tar bomb is refused before it fills the disk.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .errors import UnsafeArchive
+
+MAX_MEMBERS = 100_000
+MAX_UNPACKED_BYTES = 2 * 1024**3
+
+
+@contextmanager
+def _open(path: str) -> Iterator[tarfile.TarFile]:
+    try:
+        with tarfile.open(path, mode="r:*") as tar:
+            yield tar
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        if isinstance(exc, UnsafeArchive):
+            raise
+        raise UnsafeArchive(
+            f"The code archive is not a readable tarball ({exc}).",
+            hint="Upload a gzipped tar file, as `vh exec run --adhoc` or `tar czf` makes.",
+        ) from exc
+
+
+def _checked_members(
+    tar: tarfile.TarFile, dest: str, max_members: int, max_bytes: int
+) -> list[tarfile.TarInfo]:
+    members: list[tarfile.TarInfo] = []
+    total = 0
+    for member in tar:
+        if len(members) >= max_members:
+            raise UnsafeArchive(
+                f"The code archive has more than {max_members} entries.",
+                hint="Leave data files out of the code package (use inputs for data).",
+            )
+        try:
+            filtered = tarfile.data_filter(member, dest)
+        except tarfile.FilterError as exc:
+            raise UnsafeArchive(
+                f"The code archive has an unsafe entry {member.name!r}: {exc}.",
+                hint="Archives may not hold absolute paths, '..', links leaving the "
+                "directory, or device files.",
+            ) from exc
+        if filtered is None:
+            continue
+        total += max(filtered.size, 0)
+        if total > max_bytes:
+            raise UnsafeArchive(
+                f"The code archive unpacks to more than {max_bytes} bytes.",
+                hint="Leave data files out of the code package (use inputs for data).",
+            )
+        members.append(filtered)
+    return members
+
+
+def read_member(
+    path: str, name: str, *, max_members: int = MAX_MEMBERS, max_bytes: int = MAX_UNPACKED_BYTES
+) -> bytes | None:
+    """Check a whole archive for safety and return the bytes of one regular file in it, if present."""
+    wanted = os.path.normpath(name)
+    with _open(path) as tar:
+        members = _checked_members(tar, "/nonexistent-dest", max_members, max_bytes)
+        for member in members:
+            if member.isfile() and os.path.normpath(member.name) == wanted:
+                fp = tar.extractfile(member)
+                return fp.read() if fp else None
+    return None
+
+
+def safe_extract(
+    path: str, dest: str, *, max_members: int = MAX_MEMBERS, max_bytes: int = MAX_UNPACKED_BYTES
+) -> None:
+    """Extract a tarball into ``dest``; refuse it whole, before writing, if any member is unsafe."""
+    os.makedirs(dest, exist_ok=True)
+    dest = os.path.realpath(dest)
+    with _open(path) as tar:
+        members = _checked_members(tar, dest, max_members, max_bytes)
+    # A second pass writes; the filter runs again on each member as it is extracted.
+    with _open(path) as tar:
+        try:
+            tar.extractall(dest, members=_by_name(tar, members), filter="data")
+        except tarfile.FilterError as exc:  # pragma: no cover - caught by the first pass
+            raise UnsafeArchive(f"The code archive has an unsafe entry: {exc}.") from exc
+
+
+def _by_name(tar: tarfile.TarFile, wanted: list[tarfile.TarInfo]) -> Iterator[tarfile.TarInfo]:
+    names = {m.name for m in wanted}
+    for member in tar:
+        if member.name in names:
+            yield member
