@@ -1,0 +1,65 @@
+# Shared helpers for scripts/up and scripts/test. Source it; do not run it.
+# Adding a system package is one line in the caller: APT_PACKAGES+=(name) or `need_apt cmd pkg`.
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VH_VENV:-$REPO/.venv}"
+PYTHON="${PYTHON:-python3}"
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+_apt_updated=0
+# apt_install PKG... : install Debian packages that are not installed yet (apt-get update once only).
+apt_install() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$pkg")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    command -v apt-get >/dev/null || die "missing system packages: ${missing[*]} (and no apt-get here)"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || die "missing system packages: ${missing[*]}; run as root or install them"
+        sudo="sudo"
+    fi
+    say "apt-get install ${missing[*]}"
+    if [ "$_apt_updated" -eq 0 ]; then
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        _apt_updated=1
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+}
+
+# need_cmd CMD PKG : make sure CMD is on PATH, installing Debian package PKG when it is not.
+need_cmd() {
+    command -v "$1" >/dev/null 2>&1 || apt_install "$2"
+}
+
+# ensure_venv EXTRAS : a venv at $VENV with the project installed editable with [EXTRAS].
+# Reinstalls only when pyproject.toml or the extras change (stamp file in the venv).
+ensure_venv() {
+    local extras="$1"
+    command -v "$PYTHON" >/dev/null || die "$PYTHON not found; install Python 3.10+"
+    if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+        local ver
+        ver="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+        apt_install "python${ver}-venv" || apt_install python3-venv
+    fi
+    local stamp="$VENV/.jupyter-valohai-stamp"
+    local want
+    want="$(cat "$REPO/pyproject.toml" | sha256sum | cut -d' ' -f1) [$extras] $("$PYTHON" -V 2>&1)"
+    if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && grep -qxF -- "$want" "$stamp"; then
+        return 0
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating $VENV"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    say "pip install -e '.[$extras]' (first run takes a minute or two)"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$REPO[$extras]"
+    # Append: a venv installed with [test,lab] also satisfies [lab].
+    printf '%s\n' "$want" >>"$stamp"
+}
