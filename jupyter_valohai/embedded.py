@@ -8,6 +8,7 @@ environment, never argv, and are never printed.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -160,7 +161,9 @@ class UpApp(JupyterApp):
 
     # -- starting children -------------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> ManagedProcess:
         log_path = self._path("logs", f"{name}.log")
         with open(log_path, "ab") as logf:
             popen = subprocess.Popen(
@@ -264,10 +267,9 @@ class UpApp(JupyterApp):
             if proc.alive():
                 self.log.info("stopping %s", proc.name)
             proc.stop(grace=10)
-            try:  # children of the child (kernels, executions) share its session
+            # Children of the child (kernels, executions) share its session: leave none behind.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.popen.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         self.children.clear()
         if os.path.exists(self.connection_file):
             os.unlink(self.connection_file)
