@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 from jupyter_core.application import JupyterApp, base_flags
@@ -165,13 +166,13 @@ class UpApp(JupyterApp):
         self, name: str, argv: list[str], env: dict[str, str] | None = None
     ) -> ManagedProcess:
         log_path = self._path("logs", f"{name}.log")
-        with open(log_path, "ab") as logf:
+        with open(log_path, "ab") as logf, self._signals_deferred():
             popen = subprocess.Popen(
                 argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})}, start_new_session=True,
             )
-        proc = ManagedProcess(name, popen, log_path=log_path)
-        self.children.append(proc)
+            proc = ManagedProcess(name, popen, log_path=log_path)
+            self.children.append(proc)
         self.log.debug("started %s (pid %d): %s", name, popen.pid, " ".join(argv))
         return proc
 
@@ -187,12 +188,14 @@ class UpApp(JupyterApp):
         """Start nx-27017 and Redis unless URLs were given; return (mongo URL, redis URL)."""
         mongo_url, redis_url = self.mongo_url, self.redis_url
         if not mongo_url:
-            proc = services.start_mongo(self._path("mongo"))
-            self._adopt_service(proc, self._path("mongo", "nx-27017.out"))
+            with self._signals_deferred():
+                proc = services.start_mongo(self._path("mongo"))
+                self._adopt_service(proc, self._path("mongo", "nx-27017.out"))
             mongo_url = proc.url
         if not redis_url:
-            proc = services.start_redis(self._path("redis"))
-            self._adopt_service(proc, self._path("redis", "redis.log"))
+            with self._signals_deferred():
+                proc = services.start_redis(self._path("redis"))
+                self._adopt_service(proc, self._path("redis", "redis.log"))
             redis_url = proc.url
         return mongo_url, redis_url
 
@@ -257,7 +260,22 @@ class UpApp(JupyterApp):
             ) from None
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        raise _Interrupted(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if self._deferring:
+            self._pending_signal = name
+            return
+        raise _Interrupted(name)
+
+    @contextlib.contextmanager
+    def _signals_deferred(self) -> Iterator[None]:
+        """Hold SIGINT/SIGTERM while a child is being started, so none is left untracked."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if self._pending_signal:
+            raise _Interrupted(self._pending_signal)
 
     def stop_all(self) -> None:
         """Stop every child we started, newest first; kill what is left of each process group."""
@@ -306,6 +324,8 @@ class UpApp(JupyterApp):
 
     def start(self) -> None:
         self.children: list[ManagedProcess] = []
+        self._deferring = False
+        self._pending_signal = ""
         os.makedirs(self._path("logs"), mode=0o700, exist_ok=True)
         os.chmod(self._path(), 0o700)
         self._lock_data_dir()
