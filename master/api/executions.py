@@ -1,0 +1,112 @@
+"""Executions: create, list, get, stop, events (JSON and server-sent), metadata."""
+
+from __future__ import annotations
+
+import json
+
+from tornado.iostream import StreamClosedError
+
+from jupyter_valohai.errors import InvalidInput
+from jupyter_valohai.models import TERMINAL_STATUSES
+
+from ..logs import event_topic
+from ..services.common import page, page_params
+from ..services.describe import Describer
+from .base import BaseHandler
+
+DEFAULT_EVENT_LIMIT = 100
+KEEPALIVE_SECONDS = 15.0
+
+
+def public_event(event: dict) -> dict:
+    return {"stream": event["stream"], "message": event["message"], "time": event["time"]}
+
+
+class ExecutionsHandler(BaseHandler):
+    async def get(self) -> None:
+        limit, offset = page_params(self.arg("limit"), self.arg("offset"))
+        docs, count = await self.services.executions.list(self.query(), limit, offset)
+        describer = Describer(self.ctx, self.base)
+        exclude = set(filter(None, (self.arg("exclude") or "").split(",")))
+        results = [await describer.execution(d, exclude) for d in docs]
+        self.write_json(page(results, count, self.base + "/api/v0/executions/", self.query(),
+                             limit, offset))
+
+    async def post(self) -> None:
+        doc = await self.services.executions.create(self.user, self.body())
+        described = await Describer(self.ctx, self.base).execution(doc)
+        self.set_header("Location", described["url"])
+        self.write_json(described, 201)
+
+
+class ExecutionHandler(BaseHandler):
+    async def get(self, ref: str) -> None:
+        doc = await self.services.executions.get(ref)
+        exclude = set(filter(None, (self.arg("exclude") or "").split(",")))
+        self.write_json(await Describer(self.ctx, self.base).execution(doc, exclude))
+
+
+class StopHandler(BaseHandler):
+    async def post(self, ref: str) -> None:
+        doc = await self.services.executions.get(ref)
+        message = await self.services.executions.stop(doc)
+        self.write_json({"message": message})
+
+
+class EventsHandler(BaseHandler):
+    """The last ``limit`` log events (``limit=0``: all), from Redis or from the archive."""
+
+    async def get(self, ref: str) -> None:
+        doc = await self.services.executions.get(ref)
+        try:
+            limit = int(self.arg("limit") or DEFAULT_EVENT_LIMIT)
+        except ValueError:
+            raise InvalidInput("limit must be an integer.") from None
+        events = await self.ctx.logs.read(doc["_id"], bool(doc.get("logs_archived")))
+        total = len(events)
+        if limit > 0:
+            events = events[-limit:]
+        self.write_json({"total": total, "truncated": len(events) < total,
+                         "events": [public_event(e) for e in events]})
+
+
+class EventStreamHandler(BaseHandler):
+    """Server-sent events: every log event as it arrives; ends after the terminal status."""
+
+    async def get(self, ref: str) -> None:
+        doc = await self.services.executions.get(ref)
+        execution_id = doc["_id"]
+        last = self.request.headers.get("Last-Event-ID") or self.arg("after") or None
+        topic = event_topic(execution_id)
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        notifier = self.ctx.notifier
+        try:
+            while True:
+                fut = notifier.waiter(topic)
+                doc = await self.services.executions.get(execution_id)
+                done = doc["status"] in TERMINAL_STATUSES and doc.get("logs_archived")
+                events = await self.ctx.logs.read(execution_id, bool(doc.get("logs_archived")),
+                                                  after=last)
+                for event in events:
+                    self.write(f"id: {event['id']}\nevent: log\n"
+                               f"data: {json.dumps(public_event(event))}\n\n")
+                    last = event["id"]
+                if done:
+                    notifier.discard(topic, fut)
+                    self.write(f"event: end\ndata: {json.dumps({'status': doc['status']})}\n\n")
+                    await self.flush()
+                    break
+                await self.flush()
+                if not await notifier.wait(topic, fut, KEEPALIVE_SECONDS):
+                    self.write(": keepalive\n\n")
+        except StreamClosedError:
+            return
+        self.finish()
+
+
+class MetadataHandler(BaseHandler):
+    async def get(self, ref: str) -> None:
+        doc = await self.services.executions.get(ref)
+        self.write_json(await Describer(self.ctx, self.base).metadata_entries(doc["_id"]))

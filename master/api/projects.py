@@ -1,0 +1,73 @@
+"""Projects, ownership options, import-package and commits."""
+
+from __future__ import annotations
+
+from jupyter_valohai.errors import InvalidInput
+
+from ..services.common import as_bool, page, page_params
+from .base import BaseHandler
+
+
+class ProjectsHandler(BaseHandler):
+    async def get(self) -> None:
+        limit, offset = page_params(self.arg("limit"), self.arg("offset"))
+        docs, count = await self.services.projects.list(limit, offset)
+        results = [await self.services.projects.describe(d, self.base) for d in docs]
+        self.write_json(page(results, count, self.base + "/api/v0/projects/", self.query(),
+                             limit, offset))
+
+    async def post(self) -> None:
+        body = self.body()
+        doc = await self.services.projects.create(
+            self.user, body.get("name"), body.get("description", ""), body.get("owner")
+        )
+        described = await self.services.projects.describe(doc, self.base)
+        self.set_header("Location", described["url"])
+        self.write_json(described, 201)
+
+
+class OwnershipOptionsHandler(BaseHandler):
+    async def get(self) -> None:
+        self.write_json([self.user["username"]])
+
+
+class ProjectHandler(BaseHandler):
+    async def get(self, project_id: str) -> None:
+        doc = await self.services.projects.get(project_id)
+        self.write_json(await self.services.projects.describe(doc, self.base))
+
+
+class ImportPackageHandler(BaseHandler):
+    """Multipart upload of a code tarball (``data``) that becomes an ad-hoc commit."""
+
+    async def post(self, project_id: str) -> None:
+        project = await self.services.projects.get(project_id)
+        files = self.request.files.get("data")
+        if not files:
+            raise InvalidInput("Send the code tarball as the multipart file field 'data'.")
+        commit = await self.services.projects.import_package(
+            project, files[0]["body"], self.get_body_argument("description", "") or "",
+            self.get_body_argument("yaml_path", "") or "",
+        )
+        self.write_json(self.services.projects.describe_commit(commit, self.base), 201)
+
+
+class CommitsHandler(BaseHandler):
+    async def get(self, project_id: str | None = None) -> None:
+        limit, offset = page_params(self.arg("limit"), self.arg("offset"))
+        adhoc_arg = self.arg("adhoc")
+        adhoc = None if adhoc_arg in (None, "") else as_bool(adhoc_arg)
+        project_id = project_id or self.arg("project")
+        docs, count = await self.services.projects.list_commits(project_id, adhoc, limit, offset)
+        self.write_json(self.services.projects.commit_page(
+            docs, count, self.base, self.request.path, self.query(), limit, offset
+        ))
+
+
+class CommitHandler(BaseHandler):
+    async def get(self, identifier: str) -> None:
+        commit = await self.services.projects.get_commit(identifier, self.arg("project"))
+        include = (self.arg("include") or "").split(",")
+        self.write_json(self.services.projects.describe_commit(
+            commit, self.base, include_config="config" in include
+        ))

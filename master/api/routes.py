@@ -1,0 +1,128 @@
+"""Every route of the master, in one list; the OpenAPI description is generated from it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tornado.web import RequestHandler
+
+from .. import __doc__ as master_doc
+from . import agent, data, executions, projects, users
+from .base import BaseHandler, NotFoundHandler
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str  # OpenAPI style: /api/v0/projects/{id}/ ; {name:path} may hold slashes
+    handler: type[RequestHandler]
+    ops: dict[str, str] = field(default_factory=dict)  # method -> summary
+
+    def pattern(self, prefix: str) -> str:
+        def group(match: re.Match[str]) -> str:
+            return "(.+)" if match.group(0).endswith(":path}") else "([^/]+)"
+
+        body = re.sub(r"\{[^}]+\}", group, self.path.rstrip("/"))
+        return f"{prefix}{body}/?$"
+
+
+def R(path: str, handler: type[RequestHandler], **ops: str) -> Route:  # noqa: N802
+    return Route(path, handler, ops)
+
+
+V0 = "/api/v0"
+AG = "/api/agent"
+
+ROUTES: list[Route] = [
+    R(f"{V0}/get-token/", users.GetTokenHandler, post="Exchange username/password for a token"),
+    R(f"{V0}/users/me/", users.MeHandler, get="The current user"),
+    R(f"{V0}/projects/", projects.ProjectsHandler, get="List projects", post="Create a project"),
+    R(f"{V0}/projects/ownership_options/", projects.OwnershipOptionsHandler,
+      get="Who may own new projects"),
+    R(f"{V0}/projects/{{id}}/", projects.ProjectHandler, get="Describe a project"),
+    R(f"{V0}/projects/{{id}}/import-package/", projects.ImportPackageHandler,
+      post="Upload a code tarball as an ad-hoc commit (multipart field `data`)"),
+    R(f"{V0}/projects/{{id}}/commits/", projects.CommitsHandler, get="List a project's commits"),
+    R(f"{V0}/commits/", projects.CommitsHandler, get="List commits (?project=&adhoc=)"),
+    R(f"{V0}/commits/{{identifier}}/", projects.CommitHandler, get="Describe a commit (?project=)"),
+    R(f"{V0}/environments/", data.EnvironmentsHandler, get="List environments"),
+    R(f"{V0}/executions/", executions.ExecutionsHandler,
+      get="List executions", post="Create (queue) an execution"),
+    R(f"{V0}/executions/{{ref}}/", executions.ExecutionHandler,
+      get="Describe an execution by id or <project id>:<counter|latest>"),
+    R(f"{V0}/executions/{{ref}}/stop/", executions.StopHandler, post="Stop an execution"),
+    R(f"{V0}/executions/{{ref}}/events/", executions.EventsHandler,
+      get="Last log events (?limit=N, 0 = all)"),
+    R(f"{V0}/executions/{{ref}}/events/stream/", executions.EventStreamHandler,
+      get="Log events pushed as server-sent events until the execution ends"),
+    R(f"{V0}/executions/{{ref}}/metadata/", executions.MetadataHandler,
+      get="Metadata entries of an execution"),
+    R(f"{V0}/data/", data.DataHandler, get="List datums (?output_execution=)"),
+    R(f"{V0}/data/{{id}}/", data.DatumHandler, get="Describe a datum"),
+    R(f"{V0}/data/{{id}}/download/", data.DatumDownloadHandler, get="Download a datum"),
+    R(f"{AG}/claim", agent.ClaimHandler, post="Claim the next execution (long poll)"),
+    R(f"{AG}/executions/{{id}}/heartbeat", agent.HeartbeatHandler, post="Renew the lease"),
+    R(f"{AG}/executions/{{id}}/events", agent.AgentEventsHandler, post="Send log events"),
+    R(f"{AG}/executions/{{id}}/code", agent.CodeHandler, get="Download the code tarball"),
+    R(f"{AG}/executions/{{id}}/outputs/prepare", agent.PrepareOutputsHandler,
+      post="Get upload URLs for outputs"),
+    R(f"{AG}/executions/{{id}}/outputs", agent.OutputsHandler, post="Register outputs"),
+    R(f"{AG}/executions/{{id}}/status", agent.AgentStatusHandler, post="Report the final status"),
+    R(f"{AG}/data/{{id}}/download", agent.AgentDataHandler, get="Download a datum (inputs)"),
+    R(f"{AG}/uploads/{{id}}/{{attempt}}/{{name:path}}", agent.UploadHandler,
+      put="Upload one output file (raw bytes)"),
+]
+
+
+def openapi(routes: list[Route] = ROUTES) -> dict[str, Any]:
+    """Return an OpenAPI 3 description of ``routes``."""
+    paths: dict[str, Any] = {}
+    for route in routes:
+        params = [
+            {"name": name.split(":")[0], "in": "path", "required": True,
+             "schema": {"type": "string"}}
+            for name in re.findall(r"\{([^}]+)\}", route.path)
+        ]
+        path = re.sub(r"\{([^}:]+):path\}", r"{\1}", route.path)
+        security = [{"agentToken": []}] if route.path.startswith(AG) else [{"token": []}]
+        if route.handler is users.GetTokenHandler:
+            security = []
+        paths[path] = {
+            method: {"summary": summary, "parameters": params, "security": security,
+                     "responses": {"200": {"description": "OK"},
+                                   "4XX": {"description": "JSON error {code, message, hint}"}}}
+            for method, summary in route.ops.items()
+        }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "jupyter-valohai master", "version": "0",
+                 "description": (master_doc or "").strip()},
+        "components": {"securitySchemes": {
+            "token": {"type": "apiKey", "in": "header", "name": "Authorization",
+                      "description": "Token <API token>"},
+            "agentToken": {"type": "apiKey", "in": "header", "name": "Authorization",
+                           "description": "Token <worker-group token>"},
+        }},
+        "paths": paths,
+    }
+
+
+class OpenAPIHandler(BaseHandler):
+    auth = None
+
+    async def get(self) -> None:
+        self.write_json(openapi())
+
+
+ROUTES.append(R(f"{V0}/openapi.json", OpenAPIHandler, get="This description"))
+
+
+def build_routes(base_url: str = "/") -> list[tuple[str, type[RequestHandler]]]:
+    """Return Tornado's (pattern, handler) list, under ``base_url``."""
+    prefix = "/" + base_url.strip("/") if base_url.strip("/") else ""
+    table: list[tuple[str, type[RequestHandler]]] = [
+        (r.pattern(prefix), r.handler) for r in ROUTES
+    ]
+    table.append((r".*", NotFoundHandler))
+    return table

@@ -1,0 +1,35 @@
+"""The master's settings as one plain object, filled from :class:`master.app.MasterApp` traits."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass
+class MasterConfig:
+    """Everything :func:`master.server.create_master` needs; tests build one directly."""
+
+    mongo_url: str = "mongodb://127.0.0.1:27017/"
+    mongo_db: str = "valohai"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    data_dir: str = os.path.expanduser("~/.local/share/jupyter-valohai")
+    store_url: str = ""
+    public_url: str = ""
+    base_url: str = "/"
+    default_environment: str = "local"
+    lease_seconds: float = 10.0
+    heartbeat_seconds: float = 2.0
+    max_attempts: int = 2
+    reaper_interval: float = 2.0
+    reconcile_interval: float = 30.0
+    max_claim_wait: float = 30.0
+    max_upload_bytes: int = 10 * 1024**3
+    max_package_bytes: int = 1024**3
+    max_log_events: int = 100_000
+    admin_token: str = ""
+    admin_password: str = ""
+    agent_token: str = ""
+
+    def resolved_store_url(self) -> str:
+        return self.store_url or "file://" + os.path.join(self.data_dir, "artifacts")

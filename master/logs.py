@@ -1,0 +1,140 @@
+"""Execution log events: live in a Redis stream, archived to the artifact store when finished.
+
+Readers never need to know which: :meth:`LogService.read` takes Redis while the execution is live
+and ``logs/<execution id>.jsonl.gz`` afterwards. Each batch appended publishes a notification so
+pushed viewers (server-sent events) wake up, whichever master replica they are connected to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import io
+import json
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from jupyter_valohai.errors import NotFound
+from jupyter_valohai.models import isoformat, utcnow
+from jupyter_valohai.stores import ArtifactStore
+
+from .queue import PREFIX, Notifier
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+
+
+def stream_key(execution_id: str) -> str:
+    return f"{PREFIX}log:{execution_id}"
+
+
+def archive_key(execution_id: str) -> str:
+    return f"logs/{execution_id}.jsonl.gz"
+
+
+def event_topic(execution_id: str) -> str:
+    return f"events:{execution_id}"
+
+
+def id_tuple(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _decode(entry_id: Any, fields: dict[Any, Any]) -> Event:
+    def text(v: Any) -> str:
+        return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+    data = {text(k): text(v) for k, v in fields.items()}
+    return {"id": text(entry_id), "stream": data.get("stream", "stdout"),
+            "message": data.get("message", ""), "time": data.get("time", "")}
+
+
+class LogService:
+    """Append, read, push and archive the log events of executions."""
+
+    def __init__(
+        self, redis: aioredis.Redis, notifier: Notifier, artifacts: ArtifactStore,
+        max_events: int = 100_000,
+    ) -> None:
+        self.redis = redis
+        self.notifier = notifier
+        self.artifacts = artifacts
+        self.max_events = max_events
+
+    async def append(self, execution_id: str, events: list[Event]) -> None:
+        """Add events (``stream``, ``message``, ``time``) and notify live viewers."""
+        if not events:
+            return
+        key = stream_key(execution_id)
+        pipe = self.redis.pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(
+                key,
+                {"stream": str(event.get("stream") or "stdout"),
+                 "message": str(event.get("message") or ""),
+                 "time": str(event.get("time") or isoformat(utcnow()))},
+                maxlen=self.max_events, approximate=True,
+            )
+        await pipe.execute()
+        await self.notifier.publish(event_topic(execution_id))
+
+    async def status(self, execution_id: str, message: str) -> None:
+        """Record a status event such as "Execution queued"."""
+        await self.append(execution_id, [{"stream": "status", "message": message}])
+
+    async def live(self, execution_id: str, after: str | None = None) -> list[Event]:
+        """Return the events still in Redis, those after event id ``after`` if given."""
+        start = "-" if after is None else f"({after}"
+        entries = await self.redis.xrange(stream_key(execution_id), min=start, max="+")
+        return [_decode(i, f) for i, f in entries]
+
+    async def archived(self, execution_id: str) -> list[Event] | None:
+        """Return the archived events, or ``None`` if there is no archive (yet)."""
+        def load() -> list[Event] | None:
+            try:
+                fp = self.artifacts.open(archive_key(execution_id))
+            except NotFound:
+                return None
+            with fp, gzip.open(fp, "rt", encoding="utf-8") as lines:
+                return [json.loads(line) for line in lines if line.strip()]
+
+        return await asyncio.to_thread(load)
+
+    async def read(self, execution_id: str, archived: bool, after: str | None = None) -> list[Event]:
+        """Return every event: the archive if the execution's logs were archived, else Redis."""
+        if not archived:
+            events = await self.live(execution_id, after)
+            if events or await self.redis.exists(stream_key(execution_id)):
+                return events
+        events_or_none = await self.archived(execution_id)
+        if events_or_none is None:
+            return [] if archived else await self.live(execution_id, after)
+        if after is not None:
+            bound = id_tuple(after)
+            return [e for e in events_or_none if id_tuple(e["id"]) > bound]
+        return events_or_none
+
+    async def archive(self, execution_id: str) -> int:
+        """Move the live events to ``logs/<id>.jsonl.gz`` and delete the Redis stream."""
+        events = await self.live(execution_id)
+        existing = await self.archived(execution_id)
+        if existing:
+            seen = {e["id"] for e in existing}
+            events = existing + [e for e in events if e["id"] not in seen]
+
+        def write() -> None:
+            buf = io.BytesIO()
+            with gzip.GzipFile(fileobj=buf, mode="wb") as gz:
+                for event in events:
+                    gz.write((json.dumps(event) + "\n").encode("utf-8"))
+            buf.seek(0)
+            self.artifacts.put(archive_key(execution_id), buf)
+
+        await asyncio.to_thread(write)
+        await self.redis.delete(stream_key(execution_id))
+        await self.notifier.publish(event_topic(execution_id))
+        return len(events)

@@ -1,0 +1,149 @@
+"""Per-environment execution queues in Redis, and the one pub/sub listener that wakes waiters.
+
+A queue is a sorted set of execution ids (score: priority, then submit time; ``ZPOPMIN`` takes the
+head). Everything here is derived state: :meth:`ExecutionQueues.reconcile` rebuilds it from MongoDB.
+Waiting agents hold an asyncio future, not a Redis connection: one ``PSUBSCRIBE`` per master process
+turns notifications into ``set_result`` on those futures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+
+import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
+
+PREFIX = "vh:"
+NOTIFY_PATTERN = PREFIX + "notify:*"
+
+
+def queue_key(environment_id: str) -> str:
+    return f"{PREFIX}queue:{environment_id}"
+
+
+def score(priority: int, ctime: float) -> float:
+    """Higher priority first, then oldest first (ZPOPMIN takes the lowest score)."""
+    return -float(priority) * 1e11 + ctime
+
+
+class Notifier:
+    """One pub/sub subscription per process, fanning notifications out to in-process waiters."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._waiters: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="vh-notifier")
+        await asyncio.wait_for(self._ready.wait(), 10)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        for futures in self._waiters.values():
+            for fut in futures:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def _listen(self) -> None:
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.psubscribe(NOTIFY_PATTERN)
+                self._ready.set()
+                # Wake everyone after a (re)subscribe: they may have missed a notification.
+                self._wake_all()
+                async for message in pubsub.listen():
+                    if message.get("type") != "pmessage":
+                        continue
+                    channel = message["channel"]
+                    if isinstance(channel, bytes):
+                        channel = channel.decode()
+                    self._wake(channel[len(PREFIX + "notify:"):])
+            except asyncio.CancelledError:
+                await pubsub.aclose()
+                raise
+            except Exception as exc:  # Redis restarted: resubscribe after a pause
+                log.warning("pub/sub listener lost Redis (%s); resubscribing", exc)
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                await asyncio.sleep(1)
+
+    def _wake(self, topic: str) -> None:
+        for fut in self._waiters.pop(topic, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    def _wake_all(self) -> None:
+        for topic in list(self._waiters):
+            self._wake(topic)
+
+    def waiter(self, topic: str) -> asyncio.Future[None]:
+        """Return a future resolved by the next notification on ``topic``."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters[topic].add(fut)
+        return fut
+
+    def discard(self, topic: str, fut: asyncio.Future[None]) -> None:
+        waiters = self._waiters.get(topic)
+        if waiters is not None:
+            waiters.discard(fut)
+            if not waiters:
+                self._waiters.pop(topic, None)
+
+    async def wait(self, topic: str, fut: asyncio.Future[None], timeout: float) -> bool:
+        """Wait for ``fut`` (from :meth:`waiter`) up to ``timeout`` seconds; tell if it fired."""
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), max(timeout, 0))
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self.discard(topic, fut)
+
+    async def publish(self, topic: str) -> None:
+        await self.redis.publish(f"{PREFIX}notify:{topic}", "1")
+
+
+class ExecutionQueues:
+    """The Redis side of the execution queues (push, pop, remove, length)."""
+
+    def __init__(self, redis: aioredis.Redis, notifier: Notifier) -> None:
+        self.redis = redis
+        self.notifier = notifier
+
+    async def push(
+        self, environment_id: str, execution_id: str, priority: int = 0,
+        ctime: float | None = None, notify: bool = True,
+    ) -> bool:
+        """Add an execution (no-op if it is there already); tell whether it was added."""
+        added = await self.redis.zadd(
+            queue_key(environment_id),
+            {execution_id: score(priority, ctime if ctime is not None else time.time())},
+            nx=True,
+        )
+        if notify:
+            await self.notifier.publish(f"queue:{environment_id}")
+        return bool(added)
+
+    async def pop(self, environment_id: str) -> str | None:
+        popped = await self.redis.zpopmin(queue_key(environment_id), 1)
+        if not popped:
+            return None
+        member = popped[0][0]
+        return member.decode() if isinstance(member, bytes) else str(member)
+
+    async def remove(self, environment_id: str, execution_id: str) -> None:
+        await self.redis.zrem(queue_key(environment_id), execution_id)
+
+    async def length(self, environment_id: str) -> int:
+        return int(await self.redis.zcard(queue_key(environment_id)))

@@ -1,0 +1,96 @@
+"""Background loops: the reaper (lapsed leases) and the queue reconciler (Mongo -> Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from jupyter_valohai.models import CRASHED, QUEUED, STARTED, STOPPED, STOPPING, TERMINAL_STATUSES, utcnow
+
+from .context import Context
+from .services.lifecycle import Lifecycle
+from .store import Doc
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self, ctx: Context, lifecycle: Lifecycle) -> None:
+        self.ctx = ctx
+        self.lifecycle = lifecycle
+
+    async def reap(self) -> int:
+        """Handle every running execution whose lease lapsed; return how many changed."""
+        changed = 0
+        cursor = self.ctx.store.executions.find(
+            {"status": {"$in": [STARTED, STOPPING]}, "lease_until": {"$lt": utcnow()}}
+        )
+        for doc in [d async for d in cursor]:
+            if await self._reap_one(doc):
+                changed += 1
+        # Terminal executions whose logs could not be archived earlier get another try.
+        async for doc in self.ctx.store.executions.find(
+            {"status": {"$in": sorted(TERMINAL_STATUSES)}, "logs_archived": False}
+        ):
+            await self.lifecycle.finish(doc)
+        return changed
+
+    async def _reap_one(self, doc: Doc) -> bool:
+        attempt = doc.get("attempt", 0)
+        unsets = ["lease_until"]
+        if doc["status"] == STOPPING:
+            return await self.lifecycle.transition(
+                doc["_id"], STOPPING, attempt, STOPPED,
+                f"Execution stopped (the agent of attempt {attempt} stopped answering)",
+                unsets=unsets,
+            ) is not None
+        if attempt < self.ctx.config.max_attempts:
+            requeued = await self.lifecycle.transition(
+                doc["_id"], STARTED, attempt, QUEUED,
+                f"Lease of attempt {attempt} lapsed; execution queued again", unsets=unsets,
+            )
+            if requeued:
+                await self.lifecycle.enqueue(requeued)
+            return requeued is not None
+        return await self.lifecycle.transition(
+            doc["_id"], STARTED, attempt, CRASHED,
+            f"Execution crashed: the lease of attempt {attempt} lapsed and no retries are left",
+            unsets=unsets,
+        ) is not None
+
+    async def reconcile(self) -> int:
+        """Add every ``queued`` execution to its Redis queue (no-op for those already there)."""
+        added = 0
+        environments: set[str] = set()
+        async for doc in self.ctx.store.executions.find({"status": QUEUED}):
+            if await self.ctx.queues.push(
+                doc["environment"], doc["_id"], int(doc.get("priority") or 0),
+                (doc.get("queued_at") or doc["ctime"]).timestamp(), notify=False,
+            ):
+                added += 1
+            environments.add(doc["environment"])
+        for env_id in environments:
+            await self.ctx.notifier.publish(f"queue:{env_id}")
+        if added:
+            log.info("reconcile: re-added %d queued execution(s) to Redis", added)
+        return added
+
+    async def run_reaper(self) -> None:
+        while True:
+            try:
+                await self.reap()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reaper pass failed")
+            await asyncio.sleep(self.ctx.config.reaper_interval)
+
+    async def run_reconciler(self) -> None:
+        while True:
+            await asyncio.sleep(self.ctx.config.reconcile_interval)
+            try:
+                await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("queue reconcile failed")

@@ -1,0 +1,117 @@
+"""Assemble a master in-process: backing clients, services, the Tornado application, loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from tornado.httpserver import HTTPServer
+from tornado.web import Application
+
+from jupyter_valohai.stores import open_store
+
+from .api.routes import build_routes
+from .config import MasterConfig
+from .context import Context
+from .logs import LogService
+from .queue import ExecutionQueues, Notifier
+from .scheduler import Scheduler
+from .services.agent import AgentService
+from .services.environments import EnvironmentService
+from .services.executions import ExecutionService
+from .services.lifecycle import Lifecycle
+from .services.outputs import OutputService
+from .services.projects import ProjectService
+from .services.users import UserService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    users: UserService
+    environments: EnvironmentService
+    projects: ProjectService
+    executions: ExecutionService
+    lifecycle: Lifecycle
+    agent: AgentService
+    outputs: OutputService
+
+
+class Master:
+    """One master process's state; :meth:`start` runs its background loops."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.config = ctx.config
+        lifecycle = Lifecycle(ctx)
+        environments = EnvironmentService(ctx)
+        projects = ProjectService(ctx)
+        agent = AgentService(ctx, lifecycle)
+        self.services = Services(
+            users=UserService(ctx), environments=environments, projects=projects,
+            executions=ExecutionService(ctx, projects, environments, lifecycle),
+            lifecycle=lifecycle, agent=agent, outputs=OutputService(ctx, agent),
+        )
+        self.scheduler = Scheduler(ctx, lifecycle)
+        self.app = Application(
+            build_routes(self.config.base_url), master=self, services=self.services,
+            ctx=ctx, compress_response=True,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._server: HTTPServer | None = None
+
+    async def start(self) -> None:
+        """Ensure indexes and initial secrets, rebuild queues, start loops and pub/sub."""
+        await self.ctx.store.setup()
+        cfg = self.config
+        await self.services.environments.ensure(cfg.default_environment, cfg.agent_token or None)
+        if cfg.admin_token or cfg.admin_password:
+            await self.services.users.ensure_user(
+                "admin", cfg.admin_token or None, cfg.admin_password or None, is_admin=True
+            )
+        await self.ctx.notifier.start()
+        await self.scheduler.reconcile()
+        self._tasks = [
+            asyncio.create_task(self.scheduler.run_reaper(), name="vh-reaper"),
+            asyncio.create_task(self.scheduler.run_reconciler(), name="vh-reconciler"),
+        ]
+
+    def listen(self, port: int, address: str = "127.0.0.1") -> HTTPServer:
+        self._server = HTTPServer(
+            self.app, max_body_size=self.config.max_package_bytes + (1 << 20), xheaders=True,
+        )
+        self._server.listen(port, address)
+        return self._server
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.close_all_connections(), 2)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.ctx.notifier.stop()
+        await self.ctx.redis.aclose()
+        await self.ctx.store.close()
+
+
+async def create_master(config: MasterConfig) -> Master:
+    """Build a master from ``config`` (not started: call :meth:`Master.start`)."""
+    from .store import Store
+
+    redis = aioredis.Redis.from_url(config.redis_url)
+    notifier = Notifier(redis)
+    artifacts = open_store(config.resolved_store_url())
+    ctx = Context(
+        config=config, store=Store(config.mongo_url, config.mongo_db), redis=redis,
+        notifier=notifier, queues=ExecutionQueues(redis, notifier),
+        logs=LogService(redis, notifier, artifacts, config.max_log_events), artifacts=artifacts,
+    )
+    return Master(ctx)

@@ -1,0 +1,199 @@
+"""The agent side of the life cycle: claim (long poll), heartbeat, events, final status.
+
+Every call about a running execution is fenced by its ``attempt`` (docs/agent-protocol.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import posixpath
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+from jupyter_valohai.errors import InvalidInput, NotFound, StaleAttempt
+from jupyter_valohai.models import (
+    AGENT_FINAL_STATUSES, QUEUED, STARTED, STOPPING, isoformat, utcnow,
+)
+
+from ..context import Context
+from ..store import Doc
+from .lifecycle import Lifecycle
+
+log = logging.getLogger(__name__)
+
+RUNNING = [STARTED, STOPPING]
+MAX_EVENTS_PER_CALL = 10_000
+
+
+def parse_attempt(value: Any) -> int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput("'attempt' (the integer given at claim time) is required.") from None
+
+
+def stale(execution_id: str) -> StaleAttempt:
+    return StaleAttempt(
+        f"Execution {execution_id} is no longer running this attempt.",
+        hint="Abandon the attempt: kill the process and upload nothing more.",
+    )
+
+
+class AgentService:
+    def __init__(self, ctx: Context, lifecycle: Lifecycle) -> None:
+        self.ctx = ctx
+        self.lifecycle = lifecycle
+
+    def _lease_until(self) -> dt.datetime:
+        return utcnow() + dt.timedelta(seconds=self.ctx.config.lease_seconds)
+
+    # --- claim ----------------------------------------------------------------------------------
+
+    async def claim(self, env: Doc, worker: dict[str, Any], wait: float) -> dict[str, Any] | None:
+        """Return the spec of the next execution of ``env``, waiting up to ``wait`` seconds."""
+        wait = min(max(wait, 0.0), self.ctx.config.max_claim_wait)
+        deadline = time.monotonic() + wait
+        topic = f"queue:{env['_id']}"
+        while True:
+            # Register before looking, so a submit between the look and the wait is not missed.
+            fut = self.ctx.notifier.waiter(topic)
+            doc = await self._try_claim(env, worker)
+            if doc is not None:
+                self.ctx.notifier.discard(topic, fut)
+                return await self.spec(doc)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.ctx.notifier.discard(topic, fut)
+                return None
+            await self.ctx.notifier.wait(topic, fut, remaining)
+
+    async def _try_claim(self, env: Doc, worker: dict[str, Any]) -> Doc | None:
+        while True:
+            execution_id = await self.ctx.queues.pop(env["_id"])
+            if execution_id is None:
+                return None
+            now = utcnow()
+            doc = await self.ctx.store.cas_execution(
+                execution_id, QUEUED, None,
+                {"$set": {"status": STARTED, "started_at": now, "mtime": now,
+                          "lease_until": self._lease_until(), "worker": worker},
+                 "$inc": {"attempt": 1}},
+            )
+            if doc is None:  # stopped or claimed meanwhile: the queue entry was stale
+                continue
+            name = worker.get("name") or worker.get("id") or "an agent"
+            await self.ctx.logs.status(
+                execution_id, f"Execution started on {name} (attempt {doc['attempt']})"
+            )
+            return doc
+
+    async def spec(self, doc: Doc) -> dict[str, Any]:
+        project = await self.ctx.store.projects.find_one({"_id": doc["project"]}) or {}
+        inputs: dict[str, list[dict[str, Any]]] = {}
+        for name, uris in doc.get("inputs", {}).items():
+            inputs[name] = [await self._input_file(uri) for uri in uris]
+        cfg = self.ctx.config
+        return {
+            "id": doc["_id"], "counter": doc["counter"], "attempt": doc["attempt"],
+            "project": {"id": doc["project"], "name": project.get("name", "")},
+            "step": doc["step"], "title": doc.get("title", ""), "kind": doc.get("kind", "command"),
+            "commands": doc.get("commands", []), "notebook": doc.get("notebook"),
+            "image": doc.get("image", ""), "parameters": doc.get("parameters", {}),
+            "inputs": inputs, "environment_variables": doc.get("environment_variables", {}),
+            "time_limit": doc.get("time_limit", 0),
+            "code_url": f"/api/agent/executions/{doc['_id']}/code?attempt={doc['attempt']}",
+            "lease_seconds": cfg.lease_seconds, "heartbeat_seconds": cfg.heartbeat_seconds,
+        }
+
+    async def _input_file(self, uri: str) -> dict[str, Any]:
+        if uri.startswith("datum://"):
+            datum_id = uri[len("datum://"):]
+            datum = await self.ctx.store.datums.find_one({"_id": datum_id}) or {}
+            return {"name": datum.get("name", datum_id), "uri": uri,
+                    "url": f"/api/agent/data/{datum_id}/download", "datum_id": datum_id,
+                    "size": datum.get("size"), "sha256": datum.get("sha256")}
+        name = posixpath.basename(urlparse(uri).path) or "input"
+        return {"name": name, "url": uri, "uri": uri, "datum_id": None, "size": None,
+                "sha256": None}
+
+    # --- fenced calls ---------------------------------------------------------------------------
+
+    async def fenced(self, env: Doc, execution_id: str, attempt: int) -> Doc:
+        """Return the execution if ``attempt`` is its current, running attempt."""
+        doc = await self.ctx.store.executions.find_one({"_id": execution_id})
+        if not doc or doc["environment"] != env["_id"]:
+            raise NotFound(f"No execution {execution_id!r} in this worker group.")
+        if doc["status"] not in RUNNING or doc.get("attempt") != attempt:
+            raise stale(execution_id)
+        return doc  # type: ignore[no-any-return]
+
+    async def renew(self, env: Doc, execution_id: str, attempt: int) -> Doc:
+        await self.fenced(env, execution_id, attempt)
+        doc = await self.ctx.store.cas_execution(
+            execution_id, RUNNING, attempt, {"$set": {"lease_until": self._lease_until()}}
+        )
+        if doc is None:
+            raise stale(execution_id)
+        return doc
+
+    async def heartbeat(self, env: Doc, execution_id: str, attempt: int) -> dict[str, Any]:
+        doc = await self.renew(env, execution_id, attempt)
+        return {"stop": doc["status"] == STOPPING, "lease_seconds": self.ctx.config.lease_seconds}
+
+    async def events(self, env: Doc, execution_id: str, attempt: int, events: Any,
+                     metadata: Any) -> dict[str, Any]:
+        if not isinstance(events or [], list) or not isinstance(metadata or [], list):
+            raise InvalidInput("'events' and 'metadata' must be lists.")
+        events, metadata = events or [], metadata or []
+        if len(events) + len(metadata) > MAX_EVENTS_PER_CALL:
+            raise InvalidInput(f"Send at most {MAX_EVENTS_PER_CALL} events per call.")
+        clean = []
+        for event in events:
+            if not isinstance(event, dict) or event.get("stream") not in ("stdout", "stderr"):
+                raise InvalidInput("Each event needs a stream of 'stdout' or 'stderr'.")
+            clean.append({"stream": event["stream"], "message": str(event.get("message", "")),
+                          "time": str(event.get("time") or isoformat(utcnow()))})
+        entries = []
+        for item in metadata:
+            if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
+                raise InvalidInput("Each metadata entry needs a 'data' object.")
+            entries.append({"execution": execution_id, "attempt": attempt,
+                            "time": _parse_time(item.get("time")), "data": item["data"]})
+        doc = await self.renew(env, execution_id, attempt)
+        await self.ctx.logs.append(execution_id, clean)
+        if entries:
+            await self.ctx.store.metadata.insert_many(entries)
+        return {"stop": doc["status"] == STOPPING}
+
+    async def final_status(self, env: Doc, execution_id: str, attempt: int, status: Any,
+                           exit_code: Any, message: Any) -> dict[str, Any]:
+        if status not in AGENT_FINAL_STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(sorted(AGENT_FINAL_STATUSES))}.")
+        await self.fenced(env, execution_id, attempt)
+        text = f"Execution {status}"
+        if exit_code is not None:
+            text += f" (exit code {exit_code})"
+        if message:
+            text += f": {message}"
+        doc = await self.lifecycle.transition(
+            execution_id, RUNNING, attempt, status, text,
+            sets={"exit_code": exit_code, "message": str(message or "")},
+            unsets=["lease_until"],
+        )
+        if doc is None:
+            raise stale(execution_id)
+        return {"status": doc["status"]}
+
+
+def _parse_time(value: Any) -> dt.datetime:
+    if isinstance(value, str) and value:
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            pass
+    return utcnow()

@@ -1,0 +1,91 @@
+"""The JSON shapes of executions and datums, as valohai-cli 0.37 reads them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_valohai.models import INCOMPLETE_STATUSES, isoformat, utcnow
+
+from ..context import Context
+from ..store import Doc
+from .common import seconds_between
+
+
+class Describer:
+    """Turns documents into API objects; caches the projects, users and environments it looks up."""
+
+    def __init__(self, ctx: Context, base: str) -> None:
+        self.ctx = ctx
+        self.base = base
+        self._cache: dict[tuple[str, str], Doc] = {}
+
+    async def _lookup(self, collection: str, doc_id: str) -> Doc:
+        key = (collection, doc_id)
+        if key not in self._cache:
+            found = await self.ctx.store.db[collection].find_one({"_id": doc_id})
+            self._cache[key] = found or {"_id": doc_id}
+        return self._cache[key]
+
+    async def metadata_entries(self, execution_id: str) -> list[dict[str, Any]]:
+        cursor = self.ctx.store.metadata.find({"execution": execution_id}).sort("_id", 1)
+        return [{"time": isoformat(m.get("time")), "data": m.get("data", {}),
+                 "metadata": m.get("data", {})} async for m in cursor]
+
+    async def execution(self, doc: Doc, exclude: set[str] | None = None) -> dict[str, Any]:
+        exclude = exclude or set()
+        project = await self._lookup("projects", doc["project"])
+        env = await self._lookup("environments", doc["environment"])
+        creator = await self._lookup("users", doc["creator"])
+        url = f"{self.base}/api/v0/executions/{doc['_id']}/"
+        end = doc.get("ended_at") or (utcnow() if doc["status"] in INCOMPLETE_STATUSES else None)
+        out: dict[str, Any] = {
+            "id": doc["_id"], "counter": doc["counter"], "status": doc["status"],
+            "step": doc["step"], "title": doc.get("title", ""),
+            "project": {"id": project["_id"], "name": project.get("name", ""),
+                        "owner": project.get("owner"),
+                        "url": f"{self.base}/api/v0/projects/{project['_id']}/"},
+            "commit": {"identifier": doc["commit"], "ref": doc["commit"], "adhoc": True,
+                       "url": f"{self.base}/api/v0/commits/{doc['commit']}/"
+                              f"?project={doc['project']}"},
+            "environment": {"id": env["_id"], "name": env.get("name", ""),
+                            "slug": env.get("slug", "")},
+            "parameters": doc.get("parameters", {}),
+            "inputs": [{"name": n, "urls": u} for n, u in doc.get("inputs", {}).items()],
+            "image": doc.get("image", ""), "tags": doc.get("tags", []),
+            "kind": doc.get("kind", "command"), "notebook": doc.get("notebook"),
+            "command": "\n".join(doc.get("commands", [])),
+            "environment_variables": doc.get("environment_variables", {}),
+            "priority": doc.get("priority", 0), "time_limit": doc.get("time_limit", 0),
+            "ctime": isoformat(doc["ctime"]), "queued_at": isoformat(doc.get("queued_at")),
+            "started_at": isoformat(doc.get("started_at")),
+            "ended_at": isoformat(doc.get("ended_at")),
+            "duration": seconds_between(doc.get("started_at"), end),
+            "attempt": doc.get("attempt", 0),
+            "creator": {"id": creator["_id"], "username": creator.get("username", "")},
+            "exit_code": doc.get("exit_code"), "status_message": doc.get("message", ""),
+            "deleted": bool(doc.get("deleted")),
+            "url": url,
+            "urls": {"display": f"{self.base}/p/{doc['project']}/executions/{doc['counter']}/",
+                     "stop": f"{url}stop/", "events": f"{url}events/"},
+        }
+        if "metadata" not in exclude:
+            merged: dict[str, Any] = {}
+            for entry in await self.metadata_entries(doc["_id"]):
+                if isinstance(entry["data"], dict):
+                    merged.update(entry["data"])
+            out["metadata"] = merged
+        for key in exclude:
+            out.pop(key, None)
+        return out
+
+    async def datum(self, doc: Doc) -> dict[str, Any]:
+        execution = await self._lookup("executions", doc["output_execution"])
+        url = f"{self.base}/api/v0/data/{doc['_id']}/"
+        return {
+            "id": doc["_id"], "name": doc["name"], "size": doc["size"], "sha256": doc["sha256"],
+            "checksums": {"sha256": doc["sha256"]}, "uri": doc["uri"],
+            "metadata": doc.get("metadata") or {}, "ctime": isoformat(doc["ctime"]),
+            "project": execution.get("project"),
+            "output_execution": {"id": execution["_id"], "counter": execution.get("counter")},
+            "url": url, "download_url": f"{url}download/",
+        }

@@ -1,0 +1,178 @@
+"""Executions as users see them: create (validated before anything is written), list, get, stop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_valohai.errors import InvalidInput, NotFound
+from jupyter_valohai.models import (
+    ALL_STATUSES, INCOMPLETE_STATUSES, QUEUED, STARTED, STOPPED, STOPPING, TERMINAL_STATUSES,
+    utcnow,
+)
+from jupyter_valohai.valohai_config import (
+    build_commands, get_step, notebook_path, parse_config, resolve_environment_variables,
+    resolve_inputs, resolve_parameters,
+)
+
+from ..context import Context
+from ..store import Doc, new_id
+from .environments import EnvironmentService
+from .lifecycle import Lifecycle
+from .projects import ProjectService
+
+ORDERINGS = {"counter": ("counter", 1), "-counter": ("counter", -1),
+             "ctime": ("ctime", 1), "-ctime": ("ctime", -1)}
+
+
+def _typed(body: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        name = kind.__name__ if isinstance(kind, type) else kind[0].__name__
+        raise InvalidInput(f"{key!r} must be of type {name}.")
+    return value
+
+
+class ExecutionService:
+    def __init__(self, ctx: Context, projects: ProjectService, environments: EnvironmentService,
+                 lifecycle: Lifecycle) -> None:
+        self.ctx = ctx
+        self.projects = projects
+        self.environments = environments
+        self.lifecycle = lifecycle
+
+    async def create(self, user: Doc, body: Any) -> Doc:
+        """Validate every field first, then write: a refused request leaves nothing behind."""
+        if not isinstance(body, dict):
+            raise InvalidInput("The request body must be a JSON object.")
+        for key in ("project", "commit", "step"):
+            if not isinstance(body.get(key), str) or not body[key]:
+                raise InvalidInput(f"{key!r} is required.", hint="Send project, commit and step.")
+        try:
+            project = await self.projects.get(body["project"])
+            commit = await self.projects.get_commit(body["commit"], project["_id"])
+        except NotFound as exc:
+            raise InvalidInput(exc.message, hint=exc.hint) from None
+        config = parse_config(commit["config_text"], source=commit.get("yaml_path") or "valohai.yaml")
+        step = get_step(config, body["step"])
+        parameters = resolve_parameters(step, _typed(body, "parameters", dict, {}))
+        inputs = resolve_inputs(step, _typed(body, "inputs", dict, {}))
+        await self._check_datums(inputs)
+        env_vars = resolve_environment_variables(
+            step, _typed(body, "environment_variables", dict, {})
+        )
+        environment = await self.environments.resolve(body.get("environment"))
+        image = _typed(body, "image", str, "") or step.image or ""
+        tags = _typed(body, "tags", list, [])
+        if not all(isinstance(t, str) for t in tags):
+            raise InvalidInput("'tags' must be a list of strings.")
+        priority = _typed(body, "priority", int, 0)
+        time_limit = _typed(body, "time_limit", int, 0)
+        if time_limit < 0:
+            raise InvalidInput("'time_limit' must not be negative.")
+        notebook = notebook_path(step)
+        commands = build_commands(step, parameters)
+
+        now = utcnow()
+        counter = await self.ctx.store.next_counter(f"executions:{project['_id']}")
+        doc: Doc = {
+            "_id": new_id("e"), "project": project["_id"], "counter": counter,
+            "status": QUEUED, "attempt": 0, "step": step.name,
+            "title": _typed(body, "title", str, ""), "commit": commit["identifier"],
+            "code_key": commit["code_key"], "environment": environment["_id"],
+            "parameters": parameters, "inputs": inputs, "environment_variables": env_vars,
+            "image": image, "tags": tags, "priority": priority, "time_limit": time_limit,
+            "kind": "notebook" if notebook else "command", "notebook": notebook,
+            "commands": commands, "creator": user["_id"], "ctime": now, "queued_at": now,
+            "started_at": None, "ended_at": None, "deleted": False, "logs_archived": False,
+            "runtime_config": body.get("runtime_config") or {},
+        }
+        await self.ctx.store.executions.insert_one(doc)
+        await self.ctx.logs.status(doc["_id"], "Execution created")
+        await self.ctx.logs.status(doc["_id"], f"Execution queued in {environment['name']}")
+        await self.lifecycle.enqueue(doc)
+        return doc
+
+    async def _check_datums(self, inputs: dict[str, list[str]]) -> None:
+        for name, uris in inputs.items():
+            for uri in uris:
+                if uri.startswith("datum://"):
+                    datum_id = uri[len("datum://"):]
+                    if not await self.ctx.store.datums.find_one({"_id": datum_id}, {"_id": 1}):
+                        raise InvalidInput(f"Input {name!r}: no datum {datum_id!r}.")
+
+    async def get(self, ref: str) -> Doc:
+        """Return an execution by id, ``<project id>:<counter>`` or ``<project id>:latest``."""
+        doc = None
+        if ":" in ref:
+            project_id, _, counter = ref.partition(":")
+            if counter == "latest":
+                cursor = self.ctx.store.executions.find({"project": project_id})
+                docs = [d async for d in cursor.sort("counter", -1).limit(1)]
+                doc = docs[0] if docs else None
+            elif counter.isdigit():
+                doc = await self.ctx.store.executions.find_one(
+                    {"project": project_id, "counter": int(counter)}
+                )
+        else:
+            doc = await self.ctx.store.executions.find_one({"_id": ref})
+        if not doc:
+            raise NotFound(f"No execution {ref!r}.", hint="See `vh exec list`.")
+        return doc  # type: ignore[no-any-return]
+
+    async def list(self, filters: dict[str, list[str]], limit: int, offset: int
+                   ) -> tuple[list[Doc], int]:
+        query: Doc = {}
+        if filters.get("project"):
+            query["project"] = filters["project"][-1]
+        statuses: set[str] = set()
+        for status in filters.get("status", []):
+            for s in status.split(","):
+                if s == "incomplete":
+                    statuses |= INCOMPLETE_STATUSES
+                elif s in ALL_STATUSES:
+                    statuses.add(s)
+                elif s:
+                    raise InvalidInput(f"Unknown status {s!r}.")
+        if statuses:
+            query["status"] = {"$in": sorted(statuses)}
+        counters = [c for v in filters.get("counter", []) for c in v.split(",") if c]
+        if counters:
+            if not all(c.isdigit() for c in counters):
+                raise InvalidInput("counter must be an integer.")
+            query["counter"] = {"$in": [int(c) for c in counters]}
+        if filters.get("creator"):
+            query["creator"] = filters["creator"][-1]
+        deleted = (filters.get("deleted") or ["false"])[-1].lower() in ("1", "true", "yes")
+        query["deleted"] = deleted
+        key, direction = ORDERINGS.get((filters.get("ordering") or ["-counter"])[-1],
+                                       ("ctime", -1))
+        count = await self.ctx.store.executions.count_documents(query)
+        cursor = self.ctx.store.executions.find(query).sort(key, direction)
+        return [d async for d in cursor.skip(offset).limit(limit)], count
+
+    async def stop(self, execution: Doc) -> str:
+        """Stop an execution: queued ones at once, started ones through their agent."""
+        number = f"#{execution['counter']}"
+        if execution["status"] == QUEUED:
+            done = await self.lifecycle.transition(
+                execution["_id"], QUEUED, None, STOPPED, "Execution stopped before it started"
+            )
+            if done:
+                await self.ctx.queues.remove(execution["environment"], execution["_id"])
+                return f"Execution {number} stopped."
+            execution = await self.get(execution["_id"])
+        if execution["status"] == STARTED:
+            done = await self.lifecycle.transition(
+                execution["_id"], STARTED, execution["attempt"], STOPPING,
+                "Execution stop requested", sets={"stop_requested_at": utcnow()},
+            )
+            if done:
+                return f"Stop requested for execution {number}."
+            execution = await self.get(execution["_id"])
+        if execution["status"] == STOPPING:
+            return f"Execution {number} is already stopping."
+        if execution["status"] in TERMINAL_STATUSES:
+            return f"Execution {number} has already finished ({execution['status']})."
+        return f"Execution {number} is {execution['status']}; try again."

@@ -1,0 +1,66 @@
+"""Status changes of executions: every one is a compare-and-set, logged as a status event.
+
+Terminal statuses also move the execution's log events from Redis to the artifact store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from jupyter_valohai.models import QUEUED, TERMINAL_STATUSES, utcnow
+
+from ..context import Context
+from ..store import Doc
+
+log = logging.getLogger(__name__)
+
+
+class Lifecycle:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def enqueue(self, execution: Doc, notify: bool = True) -> None:
+        """Put a ``queued`` execution on its environment's Redis queue (idempotent)."""
+        ctime: dt.datetime = execution.get("queued_at") or execution["ctime"]
+        await self.ctx.queues.push(
+            execution["environment"], execution["_id"], int(execution.get("priority") or 0),
+            ctime.timestamp(), notify=notify,
+        )
+
+    async def transition(
+        self, execution_id: str, from_statuses: str | list[str], attempt: int | None,
+        to_status: str, message: str, sets: dict[str, Any] | None = None,
+        unsets: list[str] | None = None,
+    ) -> Doc | None:
+        """CAS the execution from one of ``from_statuses`` (at ``attempt``) to ``to_status``.
+
+        Returns the updated execution, or ``None`` if it was not in that state any more.
+        """
+        now = utcnow()
+        update: dict[str, Any] = {"$set": {"status": to_status, "mtime": now, **(sets or {})}}
+        if to_status in TERMINAL_STATUSES:
+            update["$set"]["ended_at"] = now
+        if to_status == QUEUED:
+            update["$set"]["queued_at"] = now
+        if unsets:
+            update["$unset"] = {key: "" for key in unsets}
+        doc = await self.ctx.store.cas_execution(execution_id, from_statuses, attempt, update)
+        if doc is None:
+            return None
+        await self.ctx.logs.status(execution_id, message)
+        if to_status in TERMINAL_STATUSES:
+            await self.finish(doc)
+        return doc
+
+    async def finish(self, execution: Doc) -> None:
+        """Archive a finished execution's logs (safe to repeat)."""
+        try:
+            await self.ctx.logs.archive(execution["_id"])
+        except Exception:  # the reaper's sweep retries executions whose logs are not archived
+            log.exception("could not archive the logs of %s", execution["_id"])
+            return
+        await self.ctx.store.executions.update_one(
+            {"_id": execution["_id"]}, {"$set": {"logs_archived": True}}
+        )

@@ -1,0 +1,124 @@
+"""Outputs: upload URLs, fenced uploads into the artifact store, registration as datums."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+from pymongo.errors import DuplicateKeyError
+
+from jupyter_valohai.errors import InvalidInput, NotFound
+from jupyter_valohai.models import utcnow
+from jupyter_valohai.stores.base import check_key
+
+from ..context import Context
+from ..store import Doc, new_id
+from .agent import AgentService
+
+
+def output_key(execution_id: str, attempt: int, name: str) -> str:
+    # The attempt is part of the key, so a zombie attempt can never overwrite the live one's files.
+    return f"outputs/{execution_id}/{attempt}/{check_output_name(name)}"
+
+
+def check_output_name(name: Any) -> str:
+    if not isinstance(name, str) or not name or name.startswith("/"):
+        raise InvalidInput(f"Invalid output name {name!r}.", hint="Use a path relative to outputs/.")
+    return check_key(name)
+
+
+class OutputService:
+    def __init__(self, ctx: Context, agent: AgentService) -> None:
+        self.ctx = ctx
+        self.agent = agent
+
+    async def prepare(self, env: Doc, execution_id: str, attempt: int, files: Any
+                      ) -> dict[str, Any]:
+        if not isinstance(files, list):
+            raise InvalidInput("'files' must be a list of {name, size}.")
+        await self.agent.fenced(env, execution_id, attempt)
+        uploads = []
+        for item in files:
+            name = check_output_name(item.get("name") if isinstance(item, dict) else None)
+            size = item.get("size")
+            if size is not None and (not isinstance(size, int) or size < 0
+                                     or size > self.ctx.config.max_upload_bytes):
+                raise InvalidInput(f"Output {name!r} has a bad or too large size.")
+            url = f"/api/agent/uploads/{execution_id}/{attempt}/{quote(name)}"
+            uploads.append({"name": name, "url": url, "method": "PUT", "headers": {}})
+        return {"uploads": uploads}
+
+    async def store_upload(self, env: Doc, execution_id: str, attempt: int, name: str,
+                           fp: BinaryIO) -> dict[str, Any]:
+        """Store an uploaded file (the handler spooled it to ``fp``) for a fenced attempt."""
+        await self.agent.fenced(env, execution_id, attempt)
+        key = output_key(execution_id, attempt, name)
+        stored = await asyncio.to_thread(self.ctx.artifacts.put, key, fp)
+        await self.ctx.store.uploads.update_one(
+            {"execution": execution_id, "attempt": attempt, "name": name},
+            {"$set": {"key": key, "size": stored.size, "sha256": stored.sha256,
+                      "mtime": utcnow()}},
+            upsert=True,
+        )
+        return {"name": name, "size": stored.size, "sha256": stored.sha256}
+
+    async def register(self, env: Doc, execution_id: str, attempt: int, outputs: Any
+                       ) -> dict[str, Any]:
+        if not isinstance(outputs, list):
+            raise InvalidInput("'outputs' must be a list.")
+        execution = await self.agent.fenced(env, execution_id, attempt)
+        checked = []
+        for item in outputs:
+            name = check_output_name(item.get("name") if isinstance(item, dict) else None)
+            upload = await self.ctx.store.uploads.find_one(
+                {"execution": execution_id, "attempt": attempt, "name": name}
+            )
+            if not upload:
+                raise InvalidInput(f"Output {name!r} was not uploaded by this attempt.",
+                                   hint="PUT it to the URL from outputs/prepare first.")
+            if item.get("sha256") and item["sha256"] != upload["sha256"]:
+                raise InvalidInput(f"Output {name!r}: sha256 differs from the uploaded bytes.")
+            metadata = item.get("metadata") or {}
+            if not isinstance(metadata, dict):
+                raise InvalidInput(f"Output {name!r}: metadata must be an object.")
+            checked.append((name, upload, metadata))
+        datums = []
+        for name, upload, metadata in checked:
+            datums.append(await self._upsert_datum(execution, attempt, name, upload, metadata))
+        return {"datums": datums}
+
+    async def _upsert_datum(self, execution: Doc, attempt: int, name: str, upload: Doc,
+                            metadata: dict[str, Any]) -> dict[str, Any]:
+        query = {"output_execution": execution["_id"], "name": name}
+        update = {
+            "$set": {"size": upload["size"], "sha256": upload["sha256"], "key": upload["key"],
+                     "uri": self.ctx.artifacts.uri(upload["key"]), "metadata": metadata,
+                     "attempt": attempt, "project": execution["project"]},
+            "$setOnInsert": {"_id": new_id("d"), "ctime": utcnow()},
+        }
+        try:
+            await self.ctx.store.datums.update_one(query, update, upsert=True)
+        except DuplicateKeyError:  # a concurrent identical registration won the insert
+            await self.ctx.store.datums.update_one(query, {"$set": update["$set"]})
+        doc: Doc = await self.ctx.store.datums.find_one(query)  # type: ignore[assignment]
+        return {"id": doc["_id"], "name": name}
+
+    # --- datums ---------------------------------------------------------------------------------
+
+    async def get_datum(self, datum_id: str) -> Doc:
+        doc = await self.ctx.store.datums.find_one({"_id": datum_id})
+        if not doc:
+            raise NotFound(f"No datum {datum_id!r}.")
+        return doc  # type: ignore[no-any-return]
+
+    async def list_datums(self, filters: dict[str, str], limit: int, offset: int
+                          ) -> tuple[list[Doc], int]:
+        query: Doc = {}
+        if filters.get("output_execution"):
+            query["output_execution"] = filters["output_execution"]
+        if filters.get("project"):
+            query["project"] = filters["project"]
+        count = await self.ctx.store.datums.count_documents(query)
+        cursor = self.ctx.store.datums.find(query).sort([("ctime", 1), ("name", 1)])
+        return [d async for d in cursor.skip(offset).limit(limit)], count

@@ -1,0 +1,103 @@
+"""MongoDB persistence: collections, indexes, counters and compare-and-set status changes.
+
+MongoDB is the only source of truth. Nothing here uses transactions or change streams, so the
+master works against a standalone server (``nx-27017`` in the embedded default).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from jupyter_valohai.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+
+
+def new_id(prefix: str) -> str:
+    """Return a new document id such as ``e-3f2a...`` (the prefix tells the kind apart)."""
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+class Store:
+    """The master's collections; every method is a coroutine on ``AsyncMongoClient``."""
+
+    def __init__(self, url: str, db_name: str) -> None:
+        self.client: AsyncMongoClient = AsyncMongoClient(
+            url, tz_aware=True, serverSelectionTimeoutMS=10_000
+        )
+        self.db: AsyncDatabase = self.client[db_name]
+        self.users: AsyncCollection = self.db["users"]
+        self.tokens: AsyncCollection = self.db["tokens"]
+        self.projects: AsyncCollection = self.db["projects"]
+        self.commits: AsyncCollection = self.db["commits"]
+        self.environments: AsyncCollection = self.db["environments"]
+        self.executions: AsyncCollection = self.db["executions"]
+        self.counters: AsyncCollection = self.db["counters"]
+        self.datums: AsyncCollection = self.db["datums"]
+        self.uploads: AsyncCollection = self.db["uploads"]
+        self.metadata: AsyncCollection = self.db["metadata"]
+
+    async def setup(self) -> None:
+        """Create the indexes (idempotent); fail with :class:`ServiceUnavailable` if Mongo is down."""
+        try:
+            await self.users.create_index([("username", ASCENDING)], unique=True)
+            await self.tokens.create_index([("hash", ASCENDING)], unique=True)
+            await self.projects.create_index(
+                [("owner", ASCENDING), ("name", ASCENDING)], unique=True
+            )
+            await self.commits.create_index(
+                [("project", ASCENDING), ("identifier", ASCENDING)], unique=True
+            )
+            await self.environments.create_index([("slug", ASCENDING)], unique=True)
+            await self.executions.create_index(
+                [("project", ASCENDING), ("counter", ASCENDING)], unique=True
+            )
+            await self.executions.create_index([("status", ASCENDING)])
+            await self.executions.create_index([("ctime", DESCENDING)])
+            await self.datums.create_index(
+                [("output_execution", ASCENDING), ("name", ASCENDING)], unique=True
+            )
+            await self.uploads.create_index(
+                [("execution", ASCENDING), ("attempt", ASCENDING), ("name", ASCENDING)],
+                unique=True,
+            )
+            await self.metadata.create_index([("execution", ASCENDING)])
+        except PyMongoError as exc:
+            raise ServiceUnavailable(f"MongoDB is not answering: {exc}") from exc
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def next_counter(self, name: str) -> int:
+        """Return the next value of a named counter (1, 2, ...), atomically."""
+        doc = await self.counters.find_one_and_update(
+            {"_id": name}, {"$inc": {"value": 1}}, upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["value"])
+
+    async def cas_execution(
+        self, execution_id: str, statuses: str | list[str], attempt: int | None,
+        update: Doc,
+    ) -> Doc | None:
+        """Apply ``update`` only if the execution is in one of ``statuses`` (and at ``attempt``).
+
+        Returns the updated document, or ``None`` when someone else changed it first.
+        """
+        query: Doc = {"_id": execution_id}
+        query["status"] = statuses if isinstance(statuses, str) else {"$in": list(statuses)}
+        if attempt is not None:
+            query["attempt"] = attempt
+        result: Doc | None = await self.executions.find_one_and_update(
+            query, update, return_document=ReturnDocument.AFTER
+        )
+        return result

@@ -1,0 +1,135 @@
+"""Helpers for master tests: an in-process master, an HTTP client for it, code tarballs.
+
+``master_config`` builds the :class:`~master.config.MasterConfig` (real nx-27017 and redis-server
+from the session fixtures, a fresh database, a ``file://`` store in tmp_path, short leases);
+``master`` starts :func:`master.server.create_master` and serves it with Tornado's HTTP server,
+yielding a :class:`MasterClient` (``.url``, ``.api()``, ``.agent()``, ``.master``...).
+Other test packages can use them with ``pytest_plugins = ["tests.master.conftest"]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tarfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from jupyter_valohai.models import new_token
+from jupyter_valohai.services import free_port
+from master.config import MasterConfig
+from master.server import Master, create_master
+
+VALOHAI_YAML = """\
+- step:
+    name: train
+    image: python:3.11
+    command:
+      - python train.py {parameters}
+    parameters:
+      - name: epochs
+        type: integer
+        default: 2
+      - name: lr
+        type: float
+        default: 0.1
+    inputs:
+      - name: data
+        optional: true
+- step:
+    name: nb
+    image: python:3.11
+    source-path: notebooks/train.ipynb
+    command:
+      - pip list
+"""
+
+
+def make_tarball(files: dict[str, str | bytes]) -> bytes:
+    """Return a gzipped tarball holding ``files`` (name -> content)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, content in sorted(files.items()):
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@dataclass
+class MasterClient:
+    """A running in-process master and an HTTP client for it (requests, off the event loop)."""
+
+    master: Master
+    url: str
+    admin_token: str
+    agent_token: str
+
+    async def request(self, method: str, path: str, token: str | None, **kw: Any
+                      ) -> requests.Response:
+        headers = kw.pop("headers", {})
+        if token:
+            headers.setdefault("Authorization", f"Token {token}")
+        headers.setdefault("Accept", "application/json")
+        url = path if path.startswith("http") else self.url + path
+        return await asyncio.to_thread(
+            requests.request, method, url, headers=headers, timeout=60, **kw
+        )
+
+    async def api(self, method: str, path: str, **kw: Any) -> requests.Response:
+        token = kw.pop("token", self.admin_token)
+        return await self.request(method, path, token, **kw)
+
+    async def agent(self, method: str, path: str, **kw: Any) -> requests.Response:
+        token = kw.pop("token", self.agent_token)
+        return await self.request(method, path, token, **kw)
+
+    async def create_project(self, name: str = "demo") -> dict[str, Any]:
+        resp = await self.api("POST", "/api/v0/projects/", data={"name": name})
+        assert resp.status_code == 201, resp.text
+        return resp.json()  # type: ignore[no-any-return]
+
+    async def import_package(self, project_id: str, files: dict[str, str | bytes] | None = None,
+                             ) -> requests.Response:
+        data = make_tarball(files or {"valohai.yaml": VALOHAI_YAML, "train.py": "print(1)\n"})
+        return await self.api(
+            "POST", f"/api/v0/projects/{project_id}/import-package/",
+            files={"data": ("data.tgz", data, "application/gzip")},
+            data={"description": "test", "yaml_path": "valohai.yaml"},
+        )
+
+    async def setup_commit(self, name: str = "demo") -> tuple[dict[str, Any], dict[str, Any]]:
+        project = await self.create_project(name)
+        resp = await self.import_package(project["id"])
+        assert resp.status_code == 201, resp.text
+        return project, resp.json()
+
+    async def submit(self, project_id: str, commit: str, step: str = "train", **body: Any
+                     ) -> dict[str, Any]:
+        resp = await self.api("POST", "/api/v0/executions/",
+                              json={"project": project_id, "commit": commit, "step": step, **body})
+        assert resp.status_code == 201, resp.text
+        return resp.json()  # type: ignore[no-any-return]
+
+    async def claim(self, wait: float = 0) -> requests.Response:
+        return await self.agent("POST", "/api/agent/claim",
+                                json={"worker": {"id": "w1", "name": "w1"}, "wait": wait})
+
+    async def execution(self, execution_id: str) -> dict[str, Any]:
+        resp = await self.api("GET", f"/api/v0/executions/{execution_id}/")
+        assert resp.status_code == 200, resp.text
+        return resp.json()  # type: ignore[no-any-return]
+
+
+async def start_master(config: MasterConfig) -> tuple[Master, int]:
+    """Create, start and serve a master on a free port; return it and the port."""
+    master = await create_master(config)
+    await master.start()
+    port = free_port()
+    master.listen(port, "127.0.0.1")
+    return master, port
