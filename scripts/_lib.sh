@@ -47,11 +47,19 @@ ensure_venv() {
         ver="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
         apt_install "python${ver}-venv" || apt_install python3-venv
     fi
-    local stamp="$VENV/.jupyter-valohai-stamp"
-    local want
-    want="$(cat "$REPO/pyproject.toml" | sha256sum | cut -d' ' -f1) [$extras] $("$PYTHON" -V 2>&1)"
-    if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && grep -qxF -- "$want" "$stamp"; then
-        return 0
+    local stamp="$VENV/.jupyter-valohai-stamp" key line extra ok
+    key="$(sha256sum <"$REPO/pyproject.toml" | cut -d' ' -f1) $("$PYTHON" -V 2>&1 | tr ' ' -)"
+    # A stamp line is "<pyproject hash> <python version> <extra> <extra>...": the venv is current
+    # when one line has this hash and Python and at least the extras asked for.
+    if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ]; then
+        while read -r line; do
+            [ "${line#"$key "}" != "$line" ] || continue
+            ok=1
+            for extra in ${extras//,/ }; do
+                [[ " ${line#"$key"} " == *" $extra "* ]] || ok=0
+            done
+            [ "$ok" -eq 1 ] && return 0
+        done <"$stamp"
     fi
     if [ ! -x "$VENV/bin/python" ]; then
         say "creating $VENV"
@@ -61,5 +69,5 @@ ensure_venv() {
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$REPO[$extras]"
     # Append: a venv installed with [test,lab] also satisfies [lab].
-    printf '%s\n' "$want" >>"$stamp"
+    printf '%s %s\n' "$key" "${extras//,/ }" >>"$stamp"
 }
