@@ -14,7 +14,9 @@ class ValohaiApp(JupyterApp):
 
     name = "jupyter-valohai"
     version = __version__
-    description = "jupyter-valohai: run notebooks and scripts on a self-hosted Valohai-style master."
+    description = (
+        "jupyter-valohai: run notebooks and scripts on a self-hosted Valohai-style master."
+    )
     subcommands = {
         "master": ("master.app.MasterApp", "Run the master (API, scheduler, reaper)."),
         "agent": ("agent.app.AgentApp", "Run an agent that claims and runs executions."),

@@ -43,6 +43,12 @@ def _checked_members(
                 f"The code archive has more than {max_members} entries.",
                 hint="Leave data files out of the code package (use inputs for data).",
             )
+        if member.name.startswith("/") or (member.islnk() and member.linkname.startswith("/")):
+            # data_filter would strip the slash and extract inside dest; we refuse such archives.
+            raise UnsafeArchive(
+                f"The code archive has an absolute path {member.name!r}.",
+                hint="Archives may not hold absolute paths; make them relative to the project.",
+            )
         try:
             filtered = tarfile.data_filter(member, dest)
         except tarfile.FilterError as exc:
@@ -66,7 +72,7 @@ def _checked_members(
 def read_member(
     path: str, name: str, *, max_members: int = MAX_MEMBERS, max_bytes: int = MAX_UNPACKED_BYTES
 ) -> bytes | None:
-    """Check a whole archive for safety and return the bytes of one regular file in it, if present."""
+    """Check a whole archive for safety; return the bytes of one regular file in it, if any."""
     wanted = os.path.normpath(name)
     with _open(path) as tar:
         members = _checked_members(tar, "/nonexistent-dest", max_members, max_bytes)

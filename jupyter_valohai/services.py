@@ -28,7 +28,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, timeout: float, proc: subprocess.Popen | None = None
+) -> None:
     """Wait until something accepts connections on ``host:port``; fail early if ``proc`` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -71,13 +73,19 @@ class ManagedProcess:
             self.popen.wait(5)
 
 
-def _spawn(name: str, argv: list[str], log_path: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+def _spawn(
+    name: str, argv: list[str], log_path: str, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "ab") as logf:
         log.debug("starting %s: %s", name, " ".join(argv))
         return subprocess.Popen(
-            argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, start_new_session=True,
+            argv,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
         )
 
 
@@ -86,17 +94,29 @@ def mongo_executable() -> list[str]:
     found = shutil.which("nx-27017") or os.path.join(os.path.dirname(sys.executable), "nx-27017")
     if os.path.exists(found):
         return [found]
-    return [sys.executable, "-c", "import sys; from nx_27017.nx_27017 import main; sys.exit(main())"]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from nx_27017.nx_27017 import main; sys.exit(main())",
+    ]
 
 
 def start_mongo(data_dir: str, port: int | None = None, host: str = "127.0.0.1") -> ManagedProcess:
     """Start ``nx-27017`` storing its databases under ``data_dir``; return it once it answers."""
     port = port or free_port(host)
     os.makedirs(data_dir, exist_ok=True)
-    argv = mongo_executable() + [
-        "--host", host, "-p", str(port), "--data-dir", data_dir,
-        "--log-file", os.path.join(data_dir, "nx-27017.log"),
-        "--pid-file", os.path.join(data_dir, "nx-27017.pid"),
+    argv = [
+        *mongo_executable(),
+        "--host",
+        host,
+        "-p",
+        str(port),
+        "--data-dir",
+        data_dir,
+        "--log-file",
+        os.path.join(data_dir, "nx-27017.log"),
+        "--pid-file",
+        os.path.join(data_dir, "nx-27017.pid"),
     ]
     popen = _spawn("mongo", argv, os.path.join(data_dir, "nx-27017.out"))
     wait_for_port(host, port, 30, popen)
@@ -122,8 +142,21 @@ def start_redis(data_dir: str, port: int | None = None, host: str = "127.0.0.1")
     port = port or free_port(host)
     os.makedirs(data_dir, exist_ok=True)
     argv = [
-        redis_executable(), "--port", str(port), "--bind", host, "--dir", data_dir,
-        "--save", "", "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no",
+        redis_executable(),
+        "--port",
+        str(port),
+        "--bind",
+        host,
+        "--dir",
+        data_dir,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--daemonize",
+        "no",
     ]
     popen = _spawn("redis", argv, os.path.join(data_dir, "redis.log"))
     wait_for_port(host, port, 30, popen)

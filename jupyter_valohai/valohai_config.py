@@ -1,4 +1,4 @@
-"""valohai.yaml handling on top of ``valohai-yaml``: steps, typed parameters, inputs and commands."""
+"""valohai.yaml handling on ``valohai-yaml``: steps, typed parameters, inputs and commands."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def get_step(config: Config, name: str) -> Step:
 
 
 def resolve_parameters(step: Step, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Return the step's parameter values: defaults, then overrides, each checked against its type."""
+    """Return the step's parameter values: defaults, then overrides, each checked by type."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(step.parameters))
     if unknown:
@@ -112,8 +112,11 @@ def resolve_environment_variables(
     step: Step, overrides: Mapping[str, Any] | None
 ) -> dict[str, str]:
     """Return the step's environment variables with overrides applied, all as strings."""
-    env = {name: str(var.default) for name, var in step.environment_variables.items()
-           if var.default is not None}
+    env = {
+        name: str(var.default)
+        for name, var in step.environment_variables.items()
+        if var.default is not None
+    }
     for key, value in dict(overrides or {}).items():
         if not isinstance(key, str) or not key or "=" in key or "\x00" in key:
             raise InvalidInput(f"Invalid environment variable name {key!r}.")

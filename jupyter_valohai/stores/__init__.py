@@ -1,4 +1,4 @@
-"""Artifact stores, picked by URL scheme (``file://`` now; ``s3://`` and others plug in the same way)."""
+"""Artifact stores, picked by URL scheme (``file://`` now; others plug in the same way)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ def check_key(key: str) -> str:
 
 
 class ArtifactStore(ABC):
-    """Where code archives, archived logs and outputs live. Methods are blocking (run in a thread)."""
+    """Where code archives, archived logs and outputs live. Methods block: run them in a thread."""
 
     def __init__(self, url: str) -> None:
         self.url = url

@@ -73,16 +73,7 @@ def _tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-# archive.py's docstring promises to refuse absolute paths, but tarfile.data_filter strips the
-# leading "/" and extracts inside dest instead. Safe (test_absolute_path_stays_inside), yet not
-# the contract: strict xfail, so fixing archive.py turns this into a reminder to drop the mark.
-_STRIPS_ABSOLUTE = pytest.mark.xfail(
-    strict=True, reason="archive.py strips a leading '/' instead of refusing the archive"
-)
-CASES = [
-    pytest.param(case, marks=_STRIPS_ABSOLUTE) if case == "absolute-path" else case
-    for case in sorted(HOSTILE)
-]
+CASES = sorted(HOSTILE)
 
 
 @pytest.mark.parametrize("case", CASES)
