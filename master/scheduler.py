@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from jupyter_valohai.models import CRASHED, QUEUED, STARTED, STOPPED, STOPPING, TERMINAL_STATUSES, utcnow
 
 from .context import Context
 from .services.lifecycle import Lifecycle
-from .store import Doc
+from .store import Doc, as_dt
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ class Scheduler:
         """Handle every running execution whose lease lapsed; return how many changed."""
         changed = 0
         cursor = self.ctx.store.executions.find(
-            {"status": {"$in": [STARTED, STOPPING]}, "lease_until": {"$lt": utcnow()}}
+            {"status": {"$in": [STARTED, STOPPING]}, "lease_expires": {"$lt": time.time()}}
         )
         for doc in [d async for d in cursor]:
             if await self._reap_one(doc):
@@ -37,7 +38,7 @@ class Scheduler:
 
     async def _reap_one(self, doc: Doc) -> bool:
         attempt = doc.get("attempt", 0)
-        unsets = ["lease_until"]
+        unsets = ["lease_expires"]
         if doc["status"] == STOPPING:
             return await self.lifecycle.transition(
                 doc["_id"], STOPPING, attempt, STOPPED,
@@ -65,7 +66,8 @@ class Scheduler:
         async for doc in self.ctx.store.executions.find({"status": QUEUED}):
             if await self.ctx.queues.push(
                 doc["environment"], doc["_id"], int(doc.get("priority") or 0),
-                (doc.get("queued_at") or doc["ctime"]).timestamp(), notify=False,
+                (as_dt(doc.get("queued_at")) or as_dt(doc["ctime"]) or utcnow()).timestamp(),
+                notify=False,
             ):
                 added += 1
             environments.add(doc["environment"])

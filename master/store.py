@@ -6,6 +6,7 @@ master works against a standalone server (``nx-27017`` in the embedded default).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from typing import Any
@@ -20,6 +21,24 @@ from jupyter_valohai.errors import ServiceUnavailable
 log = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
+
+
+def as_dt(value: Any) -> dt.datetime | None:
+    """Read back a stored timestamp as an aware UTC datetime.
+
+    nx-27017 0.8 returns datetimes written by ``$set``/``$setOnInsert`` as ISO strings; a real
+    mongod returns datetimes. Both come out the same here. Lease deadlines, which are queried
+    with ``$lt``, are therefore stored as epoch seconds instead (see ``lease_expires``).
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+    else:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 def new_id(prefix: str) -> str:

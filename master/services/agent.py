@@ -48,8 +48,9 @@ class AgentService:
         self.ctx = ctx
         self.lifecycle = lifecycle
 
-    def _lease_until(self) -> dt.datetime:
-        return utcnow() + dt.timedelta(seconds=self.ctx.config.lease_seconds)
+    def _lease_expires(self) -> float:
+        # Epoch seconds, not a datetime: the reaper queries it with $lt (see store.as_dt).
+        return time.time() + self.ctx.config.lease_seconds
 
     # --- claim ----------------------------------------------------------------------------------
 
@@ -80,7 +81,7 @@ class AgentService:
             doc = await self.ctx.store.cas_execution(
                 execution_id, QUEUED, None,
                 {"$set": {"status": STARTED, "started_at": now, "mtime": now,
-                          "lease_until": self._lease_until(), "worker": worker},
+                          "lease_expires": self._lease_expires(), "worker": worker},
                  "$inc": {"attempt": 1}},
             )
             if doc is None:  # stopped or claimed meanwhile: the queue entry was stale
@@ -134,7 +135,7 @@ class AgentService:
     async def renew(self, env: Doc, execution_id: str, attempt: int) -> Doc:
         await self.fenced(env, execution_id, attempt)
         doc = await self.ctx.store.cas_execution(
-            execution_id, RUNNING, attempt, {"$set": {"lease_until": self._lease_until()}}
+            execution_id, RUNNING, attempt, {"$set": {"lease_expires": self._lease_expires()}}
         )
         if doc is None:
             raise stale(execution_id)
@@ -182,7 +183,7 @@ class AgentService:
         doc = await self.lifecycle.transition(
             execution_id, RUNNING, attempt, status, text,
             sets={"exit_code": exit_code, "message": str(message or "")},
-            unsets=["lease_until"],
+            unsets=["lease_expires"],
         )
         if doc is None:
             raise stale(execution_id)

@@ -7,7 +7,7 @@ from typing import Any
 from jupyter_valohai.models import INCOMPLETE_STATUSES, isoformat, utcnow
 
 from ..context import Context
-from ..store import Doc
+from ..store import Doc, as_dt
 from .common import seconds_between
 
 
@@ -28,7 +28,7 @@ class Describer:
 
     async def metadata_entries(self, execution_id: str) -> list[dict[str, Any]]:
         cursor = self.ctx.store.metadata.find({"execution": execution_id}).sort("_id", 1)
-        return [{"time": isoformat(m.get("time")), "data": m.get("data", {}),
+        return [{"time": isoformat(as_dt(m.get("time"))), "data": m.get("data", {}),
                  "metadata": m.get("data", {})} async for m in cursor]
 
     async def execution(self, doc: Doc, exclude: set[str] | None = None) -> dict[str, Any]:
@@ -37,7 +37,7 @@ class Describer:
         env = await self._lookup("environments", doc["environment"])
         creator = await self._lookup("users", doc["creator"])
         url = f"{self.base}/api/v0/executions/{doc['_id']}/"
-        end = doc.get("ended_at") or (utcnow() if doc["status"] in INCOMPLETE_STATUSES else None)
+        end = as_dt(doc.get("ended_at")) or (utcnow() if doc["status"] in INCOMPLETE_STATUSES else None)
         out: dict[str, Any] = {
             "id": doc["_id"], "counter": doc["counter"], "status": doc["status"],
             "step": doc["step"], "title": doc.get("title", ""),
@@ -56,10 +56,10 @@ class Describer:
             "command": "\n".join(doc.get("commands", [])),
             "environment_variables": doc.get("environment_variables", {}),
             "priority": doc.get("priority", 0), "time_limit": doc.get("time_limit", 0),
-            "ctime": isoformat(doc["ctime"]), "queued_at": isoformat(doc.get("queued_at")),
-            "started_at": isoformat(doc.get("started_at")),
-            "ended_at": isoformat(doc.get("ended_at")),
-            "duration": seconds_between(doc.get("started_at"), end),
+            "ctime": isoformat(as_dt(doc["ctime"])), "queued_at": isoformat(as_dt(doc.get("queued_at"))),
+            "started_at": isoformat(as_dt(doc.get("started_at"))),
+            "ended_at": isoformat(as_dt(doc.get("ended_at"))),
+            "duration": seconds_between(as_dt(doc.get("started_at")), end),
             "attempt": doc.get("attempt", 0),
             "creator": {"id": creator["_id"], "username": creator.get("username", "")},
             "exit_code": doc.get("exit_code"), "status_message": doc.get("message", ""),
@@ -84,7 +84,7 @@ class Describer:
         return {
             "id": doc["_id"], "name": doc["name"], "size": doc["size"], "sha256": doc["sha256"],
             "checksums": {"sha256": doc["sha256"]}, "uri": doc["uri"],
-            "metadata": doc.get("metadata") or {}, "ctime": isoformat(doc["ctime"]),
+            "metadata": doc.get("metadata") or {}, "ctime": isoformat(as_dt(doc["ctime"])),
             "project": execution.get("project"),
             "output_execution": {"id": execution["_id"], "counter": execution.get("counter")},
             "url": url, "download_url": f"{url}download/",

@@ -5,14 +5,13 @@ Terminal statuses also move the execution's log events from Redis to the artifac
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
 from jupyter_valohai.models import QUEUED, TERMINAL_STATUSES, utcnow
 
 from ..context import Context
-from ..store import Doc
+from ..store import Doc, as_dt
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +22,7 @@ class Lifecycle:
 
     async def enqueue(self, execution: Doc, notify: bool = True) -> None:
         """Put a ``queued`` execution on its environment's Redis queue (idempotent)."""
-        ctime: dt.datetime = execution.get("queued_at") or execution["ctime"]
+        ctime = as_dt(execution.get("queued_at")) or as_dt(execution["ctime"]) or utcnow()
         await self.ctx.queues.push(
             execution["environment"], execution["_id"], int(execution.get("priority") or 0),
             ctime.timestamp(), notify=notify,

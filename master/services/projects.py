@@ -16,7 +16,7 @@ from jupyter_valohai.models import isoformat, utcnow
 from jupyter_valohai.valohai_config import parse_config
 
 from ..context import Context
-from ..store import Doc, new_id
+from ..store import Doc, as_dt, new_id
 from .common import page
 
 
@@ -69,7 +69,7 @@ class ProjectService:
             "id": project["_id"], "name": project["name"],
             "description": project.get("description", ""),
             "owner": {"id": project["owner"], "username": owner.get("username", "")},
-            "yaml_path": project.get("yaml_path", "valohai.yaml"), "ctime": isoformat(project["ctime"]),
+            "yaml_path": project.get("yaml_path", "valohai.yaml"), "ctime": isoformat(as_dt(project["ctime"])),
             "url": url, "urls": {"display": f"{base}/p/{project['_id']}/"},
             "environment_variables": {}, "repository": None,
         }
@@ -150,7 +150,7 @@ class ProjectService:
     def describe_commit(commit: Doc, base: str, include_config: bool = False) -> dict[str, Any]:
         out = {
             "identifier": commit["identifier"], "ref": commit["identifier"], "adhoc": True,
-            "commit_time": isoformat(commit["commit_time"]), "project": commit["project"],
+            "commit_time": isoformat(as_dt(commit["commit_time"])), "project": commit["project"],
             "description": commit.get("description", ""), "yaml_path": commit.get("yaml_path"),
             "url": f"{base}/api/v0/commits/{commit['identifier']}/?project={commit['project']}",
         }

@@ -13,7 +13,7 @@ from jupyter_valohai.errors import NotAuthenticated
 from jupyter_valohai.models import hash_token, isoformat, new_token, utcnow
 
 from ..context import Context
-from ..store import Doc, new_id
+from ..store import Doc, as_dt, new_id
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -34,7 +34,7 @@ def check_password(password: str, stored: str | None) -> bool:
 
 def describe_user(user: Doc) -> dict[str, Any]:
     return {"id": user["_id"], "username": user["username"], "email": user.get("email", ""),
-            "is_admin": bool(user.get("is_admin")), "ctime": isoformat(user.get("ctime"))}
+            "is_admin": bool(user.get("is_admin")), "ctime": isoformat(as_dt(user.get("ctime")))}
 
 
 class UserService:
