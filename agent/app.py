@@ -1,0 +1,162 @@
+"""``jupyter valohai agent``: claim executions from a master and run them on this machine.
+
+The worker-group token comes from ``VH_AGENT_TOKEN`` or ``--token-file``, never from the command
+line (it would show in ``ps``), and is never logged.
+
+Signals: the first SIGTERM or SIGINT stops claiming. An idle agent exits at once (an in-flight
+claim is dropped; the master re-queues anything it handed out through the lease reaper). A running
+execution is stopped like a user stop (SIGTERM to its process group, SIGKILL after
+``stop_grace_seconds``), its outputs are uploaded and it is reported ``stopped`` with a message
+saying the agent was shut down; then the agent exits. Executions are not handed back for retry:
+the protocol has no such call, and a stop is what the person shutting the worker down asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from traitlets import Bool, Float, Int, Type, Unicode, default
+from traitlets.config import Application
+
+from jupyter_valohai import __version__
+
+from .runtimes.base import Runtime
+from .runtimes.local import LocalRuntime
+
+
+class AgentApp(Application):
+    """Run an agent that claims and runs executions from a jupyter-valohai master."""
+
+    name = "jupyter-valohai-agent"
+    version = __version__
+    description = (
+        "Claim executions from a jupyter-valohai master and run them on this machine. "
+        "The worker-group token is read from $VH_AGENT_TOKEN or --token-file."
+    )
+    classes = [LocalRuntime]
+    aliases = {
+        "master-url": "AgentApp.master_url",
+        "work-dir": "AgentApp.work_dir",
+        "name": "AgentApp.agent_name",
+        "log-level": "Application.log_level",
+        "token-file": "AgentApp.token_file",
+    }
+    flags = {
+        "once": ({"AgentApp": {"once": True}}, "Run one execution, then exit."),
+        "keep-work-dirs": (
+            {"AgentApp": {"keep_work_dirs": True}},
+            "Keep each execution's directory after it ends.",
+        ),
+    }
+
+    master_url = Unicode(
+        help="Base URL of the master ($VH_MASTER_URL; default http://127.0.0.1:8780)."
+    ).tag(config=True)
+    token_file = Unicode(
+        "", help="File holding the worker-group token (used when $VH_AGENT_TOKEN is unset)."
+    ).tag(config=True)
+    work_dir = Unicode(
+        help="Directory for execution files ($VH_AGENT_WORK_DIR; default "
+        "~/.cache/jupyter-valohai/agent)."
+    ).tag(config=True)
+    # Application.name is the program's name (config file, logger), so the agent's is agent_name.
+    agent_name = Unicode(
+        help="Name this agent reports to the master (default: hostname-pid)."
+    ).tag(config=True)
+    runtime_class = Type(
+        default_value="agent.runtimes.local.LocalRuntime",
+        klass=Runtime,
+        help="The runtime that runs executions (a subclass of agent.runtimes.base.Runtime).",
+    ).tag(config=True)
+    stop_grace_seconds = Float(
+        10.0, help="Seconds between SIGTERM and SIGKILL when stopping an execution."
+    ).tag(config=True)
+    claim_wait = Float(25.0, help="Seconds one claim long-polls the master (at most 30).").tag(
+        config=True
+    )
+    log_flush_interval = Float(
+        0.05, help="Seconds a log line waits for others before it is sent."
+    ).tag(config=True)
+    log_batch_bytes = Int(64 * 1024, help="A log batch of this many bytes is sent at once.").tag(
+        config=True
+    )
+    once = Bool(False, help="Run one execution, then exit (for tests).").tag(config=True)
+    keep_work_dirs = Bool(False, help="Keep each execution's directory after it ends.").tag(
+        config=True
+    )
+
+    @default("log_level")
+    def _default_log_level(self) -> int:
+        return logging.INFO
+
+    @default("master_url")
+    def _default_master_url(self) -> str:
+        return os.environ.get("VH_MASTER_URL", "http://127.0.0.1:8780")
+
+    @default("work_dir")
+    def _default_work_dir(self) -> str:
+        return os.environ.get("VH_AGENT_WORK_DIR") or os.path.expanduser(
+            "~/.cache/jupyter-valohai/agent"
+        )
+
+    @default("agent_name")
+    def _default_agent_name(self) -> str:
+        return f"{socket.gethostname()}-{os.getpid()}"
+
+    def read_token(self) -> str:
+        token = os.environ.get("VH_AGENT_TOKEN", "").strip()
+        if not token and self.token_file:
+            with open(os.path.expanduser(self.token_file)) as f:
+                token = f.read().strip()
+        return token
+
+    def start(self) -> None:
+        from .client import AgentClient
+        from .loop import AgentLoop
+
+        # Module loggers (agent.client, agent.io, ...) share the app's handlers and level.
+        package_log = logging.getLogger("agent")
+        package_log.handlers = list(self.log.handlers)
+        package_log.setLevel(self.log_level)
+        package_log.propagate = False
+
+        token = self.read_token()
+        if not token:
+            self.log.critical("No worker-group token: set $VH_AGENT_TOKEN or pass --token-file.")
+            self.exit(2)
+        os.makedirs(self.work_dir, exist_ok=True)
+        client = AgentClient(self.master_url, token)
+        runtime = self.runtime_class(parent=self, stop_grace_seconds=self.stop_grace_seconds)
+        loop = AgentLoop(
+            parent=self, client=client, runtime=runtime, work_dir=self.work_dir, name=self.agent_name,
+            claim_wait=self.claim_wait, log_flush_interval=self.log_flush_interval,
+            log_batch_bytes=self.log_batch_bytes, keep_work_dirs=self.keep_work_dirs,
+        )
+
+        def on_signal(signum: int, frame: Any) -> None:
+            self.log.info("Got %s: shutting down", signal.Signals(signum).name)
+            loop.request_shutdown(signum)
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.log.info(
+            "Agent %s (%s runtime) serving %s; work dir %s", self.agent_name,
+            self.runtime_class.__name__, self.master_url, self.work_dir,
+        )
+        try:
+            code = loop.run(once=self.once)
+        finally:
+            client.close()
+        self.log.info("Agent %s stopped", self.agent_name)
+        sys.exit(code)
+
+
+main = launch_new_instance = AgentApp.launch_instance
+
+if __name__ == "__main__":
+    main()

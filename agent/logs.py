@@ -1,0 +1,153 @@
+"""Log shipping: lines from the execution's stdout/stderr reach the master in small batches.
+
+A sender thread flushes when ``flush_interval`` has passed since the oldest unsent line, or at once
+when the batch reaches ``batch_bytes``; a printed line therefore reaches the master within tens of
+milliseconds, and a chatty process still costs one request per batch, not one per line. While a
+request is in flight new lines wait, so batches grow with the master's latency.
+
+A stdout line that is a JSON object is sent as a stdout event and as a metadata entry (Valohai's
+convention for metrics). Lines are sent as printed, newline and carriage returns included.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+from jupyter_valohai.errors import StaleAttempt
+from jupyter_valohai.models import isoformat, utcnow
+
+log = logging.getLogger(__name__)
+
+#: A line longer than this is sent in pieces.
+LINE_CAP = 64 * 1024
+
+Json = dict[str, Any]
+#: ``send(events, metadata)`` posts one batch and returns the master's answer.
+Sender = Callable[[list[Json], list[Json]], Json]
+
+_CLOSE = object()
+
+
+def parse_metadata(line: str) -> Json | None:
+    """Return the JSON object a stdout line holds, or ``None`` if it is not one."""
+    if not line.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class LogShipper:
+    """Collect output lines from any thread; ship them in batches from one sender thread."""
+
+    def __init__(
+        self,
+        send: Sender,
+        *,
+        flush_interval: float = 0.05,
+        batch_bytes: int = 64 * 1024,
+        on_stop: Callable[[], None] | None = None,
+        on_stale: Callable[[], None] | None = None,
+    ) -> None:
+        self._send = send
+        self.flush_interval = flush_interval
+        self.batch_bytes = batch_bytes
+        self.on_stop = on_stop
+        self.on_stale = on_stale
+        self.stale = False
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="log-shipper", daemon=True)
+
+    def start(self) -> LogShipper:
+        self._thread.start()
+        return self
+
+    def write(self, stream: str, message: str) -> None:
+        """Queue one line (as printed) from ``stream`` ("stdout" or "stderr")."""
+        now = isoformat(utcnow())
+        for start in range(0, max(len(message), 1), LINE_CAP):
+            piece = message[start : start + LINE_CAP]
+            if piece:
+                self._queue.put((stream, piece, now))
+
+    def pump(self, stream: str, pipe: IO[bytes]) -> None:
+        """Read ``pipe`` line by line until it closes, queueing each line (runs in its own thread)."""
+        import codecs
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        try:
+            for raw in iter(lambda: pipe.readline(LINE_CAP), b""):
+                text = decoder.decode(raw)
+                if text:
+                    self.write(stream, text)
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                self.write(stream, tail)
+        except (OSError, ValueError):  # the pipe was closed under us
+            pass
+        finally:
+            pipe.close()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Send everything queued so far, then stop the sender thread."""
+        if self._thread.is_alive():
+            self._queue.put(_CLOSE)
+            self._thread.join(timeout)
+
+    # --- the sender thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        closing = False
+        while not closing:
+            item = self._queue.get()
+            if item is _CLOSE:
+                break
+            batch = [item]
+            size = len(item[1])
+            deadline = time.monotonic() + self.flush_interval
+            while size < self.batch_bytes:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else (
+                        self._queue.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+                if item is _CLOSE:
+                    closing = True
+                    break
+                batch.append(item)
+                size += len(item[1])
+            self._flush(batch)
+
+    def _flush(self, batch: list[tuple[str, str, str]]) -> None:
+        if self.stale:
+            return
+        events: list[Json] = []
+        metadata: list[Json] = []
+        for stream, message, at in batch:
+            events.append({"stream": stream, "message": message, "time": at})
+            if stream == "stdout":
+                data = parse_metadata(message)
+                if data is not None:
+                    metadata.append({"time": at, "data": data})
+        try:
+            answer = self._send(events, metadata)
+        except StaleAttempt:
+            self.stale = True
+            if self.on_stale:
+                self.on_stale()
+            return
+        except Exception as exc:  # keep the execution running; the lines are lost, say so
+            log.warning("Could not send %d log lines: %s", len(events), exc)
+            return
+        if answer.get("stop") and self.on_stop:
+            self.on_stop()

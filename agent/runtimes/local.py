@@ -1,0 +1,123 @@
+"""The local runtime: the execution's commands as a subprocess of the agent, no container.
+
+Commands run in ``/bin/sh -e -c`` from the repository directory, in a session of their own so that
+a stop reaches every process they started: SIGTERM to the process group, SIGKILL after
+``stop_grace_seconds``. The time limit is enforced the same way. A notebook step then runs papermill
+(``python -m papermill``) in a second subprocess; the executed notebook lands in ``outputs/``.
+Whatever is left of the process group when the run ends is killed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import posixpath
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from .base import TIME_LIMIT, Job, Runtime
+
+POLL = 0.05
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    # Best effort (Linux): if the agent is SIGKILLed, its direct child gets SIGKILL too, rather
+    # than running on unwatched. The rest of the group is cleaned up by the master's re-queue.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def papermill_argv(job: Job) -> list[str]:
+    """Return the command line that runs the job's notebook with its parameters."""
+    notebook = str(job.spec["notebook"])
+    return [
+        sys.executable, "-m", "papermill",
+        os.path.join(job.repository, notebook),
+        os.path.join(job.outputs, posixpath.basename(notebook.replace(os.sep, "/"))),
+        "-f", os.path.join(job.config, "parameters.json"),
+        "--cwd", job.repository,
+        "--log-output", "--no-progress-bar",
+    ]
+
+
+class LocalRuntime(Runtime):
+    """Run commands as local subprocesses (for machines with no Docker engine)."""
+
+    def execute(self, job: Job) -> int:
+        deadline = time.monotonic() + job.time_limit if job.time_limit > 0 else None
+        commands = [str(c) for c in job.spec.get("commands") or []]
+        code = 0
+        if commands:
+            code = self.run(job, ["/bin/sh", "-e", "-c", "\n".join(commands)], deadline)
+        if code == 0 and job.spec.get("kind") == "notebook" and not job.stop.is_set():
+            code = self.run(job, papermill_argv(job), deadline)
+        return code
+
+    def run(self, job: Job, argv: list[str], deadline: float | None) -> int:
+        """Run one process group to its end (or until stopped); return its exit code."""
+        env = dict(job.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        proc = subprocess.Popen(
+            argv, cwd=job.repository, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True, preexec_fn=_die_with_parent,
+        )
+        readers = [
+            threading.Thread(target=self._pump, args=(job, name, pipe), daemon=True)
+            for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr))
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+            code = self._wait(job, proc, deadline)
+        finally:
+            # Background processes the commands left behind would hold the pipes open.
+            _killpg(proc.pid, signal.SIGKILL)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for reader in readers:
+                reader.join(5)
+        return code
+
+    def _wait(self, job: Job, proc: subprocess.Popen, deadline: float | None) -> int:
+        terminated_at: float | None = None
+        while True:
+            try:
+                return proc.wait(POLL)
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if deadline is not None and now >= deadline and not job.stop.is_set():
+                self.log.info("Execution %s passed its time limit", job.id)
+                job.stop.set(TIME_LIMIT)
+            if not job.stop.is_set():
+                continue
+            if terminated_at is None:
+                self.log.info("Stopping execution %s (%s)", job.id, job.stop.reason)
+                _killpg(proc.pid, signal.SIGTERM)
+                terminated_at = now
+            elif now - terminated_at >= self.stop_grace_seconds:
+                _killpg(proc.pid, signal.SIGKILL)
+
+    @staticmethod
+    def _pump(job: Job, stream: str, pipe: object) -> None:
+        if job.pump is not None:
+            job.pump(stream, pipe)
+            return
+        for raw in iter(pipe.readline, b""):  # type: ignore[attr-defined]
+            job.emit(stream, raw.decode("utf-8", "replace"))
+        pipe.close()  # type: ignore[attr-defined]
