@@ -30,36 +30,51 @@ class MasterApp(Application):
     public_url = Unicode(
         help="Absolute URL clients reach the master at (links in answers); default http://ip:port."
     ).tag(config=True)
-    data_dir = Unicode(help="Directory for the master's files (default $VH_DATA_DIR or "
-                            "~/.local/share/jupyter-valohai).").tag(config=True)
-    mongo_url = Unicode(help="MongoDB URL (default $VH_MONGO_URL or mongodb://127.0.0.1:27017/)."
-                        ).tag(config=True)
+    data_dir = Unicode(
+        help="Directory for the master's files (default $VH_DATA_DIR or "
+        "~/.local/share/jupyter-valohai)."
+    ).tag(config=True)
+    mongo_url = Unicode(
+        help="MongoDB URL (default $VH_MONGO_URL or mongodb://127.0.0.1:27017/)."
+    ).tag(config=True)
     mongo_db = Unicode("valohai", help="MongoDB database name.").tag(config=True)
-    redis_url = Unicode(help="Redis URL (default $VH_REDIS_URL or redis://127.0.0.1:6379/0)."
-                        ).tag(config=True)
-    store_url = Unicode(help="Artifact store URL (default file://<data_dir>/artifacts)."
-                        ).tag(config=True)
+    redis_url = Unicode(help="Redis URL (default $VH_REDIS_URL or redis://127.0.0.1:6379/0).").tag(
+        config=True
+    )
+    store_url = Unicode(help="Artifact store URL (default file://<data_dir>/artifacts).").tag(
+        config=True
+    )
     default_environment = Unicode(
         "local", help="Slug of the environment used when a request names none."
     ).tag(config=True)
-    lease_seconds = Float(10.0, help="Lease an agent holds on a claimed execution.").tag(config=True)
+    lease_seconds = Float(10.0, help="Lease an agent holds on a claimed execution.").tag(
+        config=True
+    )
     heartbeat_seconds = Float(2.0, help="How often agents should heartbeat.").tag(config=True)
-    max_attempts = Integer(2, help="Attempts per execution (one retry after a lost lease)."
-                           ).tag(config=True)
+    max_attempts = Integer(2, help="Attempts per execution (one retry after a lost lease).").tag(
+        config=True
+    )
     reaper_interval = Float(2.0, help="Seconds between reaper passes.").tag(config=True)
-    reconcile_interval = Float(30.0, help="Seconds between queue reconciles (Mongo -> Redis)."
-                               ).tag(config=True)
+    reconcile_interval = Float(30.0, help="Seconds between queue reconciles (Mongo -> Redis).").tag(
+        config=True
+    )
     max_claim_wait = Float(30.0, help="Longest claim long-poll, in seconds.").tag(config=True)
     max_upload_bytes = Integer(10 * 1024**3, help="Largest output upload.").tag(config=True)
     max_package_bytes = Integer(1024**3, help="Largest code package upload.").tag(config=True)
-    max_log_events = Integer(100_000, help="Live log events kept per execution in Redis."
-                             ).tag(config=True)
+    max_log_events = Integer(100_000, help="Live log events kept per execution in Redis.").tag(
+        config=True
+    )
 
     aliases: dict[Any, Any] = {  # type: ignore[assignment]
-        "ip": "MasterApp.ip", "port": "MasterApp.port", "base-url": "MasterApp.base_url",
-        "public-url": "MasterApp.public_url", "data-dir": "MasterApp.data_dir",
-        "mongo-url": "MasterApp.mongo_url", "mongo-db": "MasterApp.mongo_db",
-        "redis-url": "MasterApp.redis_url", "store-url": "MasterApp.store_url",
+        "ip": "MasterApp.ip",
+        "port": "MasterApp.port",
+        "base-url": "MasterApp.base_url",
+        "public-url": "MasterApp.public_url",
+        "data-dir": "MasterApp.data_dir",
+        "mongo-url": "MasterApp.mongo_url",
+        "mongo-db": "MasterApp.mongo_db",
+        "redis-url": "MasterApp.redis_url",
+        "store-url": "MasterApp.store_url",
         "log-level": "Application.log_level",
     }
 
@@ -87,13 +102,22 @@ class MasterApp(Application):
     def master_config(self) -> MasterConfig:
         """Return the plain config :func:`master.server.create_master` takes."""
         return MasterConfig(
-            mongo_url=self.mongo_url, mongo_db=self.mongo_db, redis_url=self.redis_url,
-            data_dir=self.data_dir, store_url=self.store_url, public_url=self.public_url,
-            base_url=self.base_url, default_environment=self.default_environment,
-            lease_seconds=self.lease_seconds, heartbeat_seconds=self.heartbeat_seconds,
-            max_attempts=self.max_attempts, reaper_interval=self.reaper_interval,
-            reconcile_interval=self.reconcile_interval, max_claim_wait=self.max_claim_wait,
-            max_upload_bytes=self.max_upload_bytes, max_package_bytes=self.max_package_bytes,
+            mongo_url=self.mongo_url,
+            mongo_db=self.mongo_db,
+            redis_url=self.redis_url,
+            data_dir=self.data_dir,
+            store_url=self.store_url,
+            public_url=self.public_url,
+            base_url=self.base_url,
+            default_environment=self.default_environment,
+            lease_seconds=self.lease_seconds,
+            heartbeat_seconds=self.heartbeat_seconds,
+            max_attempts=self.max_attempts,
+            reaper_interval=self.reaper_interval,
+            reconcile_interval=self.reconcile_interval,
+            max_claim_wait=self.max_claim_wait,
+            max_upload_bytes=self.max_upload_bytes,
+            max_package_bytes=self.max_package_bytes,
             max_log_events=self.max_log_events,
             admin_token=os.environ.get("VH_ADMIN_TOKEN", ""),
             admin_password=os.environ.get("VH_ADMIN_PASSWORD", ""),
@@ -110,8 +134,9 @@ class MasterApp(Application):
         master = await create_master(self.master_config())
         await master.start()
         master.listen(self.port, self.ip)
-        self.log.info("jupyter-valohai master listening on http://%s:%d%s",
-                      self.ip, self.port, self.base_url)
+        self.log.info(
+            "jupyter-valohai master listening on http://%s:%d%s", self.ip, self.port, self.base_url
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -49,15 +49,22 @@ def _decode(entry_id: Any, fields: dict[Any, Any]) -> Event:
         return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
     data = {text(k): text(v) for k, v in fields.items()}
-    return {"id": text(entry_id), "stream": data.get("stream", "stdout"),
-            "message": data.get("message", ""), "time": data.get("time", "")}
+    return {
+        "id": text(entry_id),
+        "stream": data.get("stream", "stdout"),
+        "message": data.get("message", ""),
+        "time": data.get("time", ""),
+    }
 
 
 class LogService:
     """Append, read, push and archive the log events of executions."""
 
     def __init__(
-        self, redis: aioredis.Redis, notifier: Notifier, artifacts: ArtifactStore,
+        self,
+        redis: aioredis.Redis,
+        notifier: Notifier,
+        artifacts: ArtifactStore,
         max_events: int = 100_000,
     ) -> None:
         self.redis = redis
@@ -74,10 +81,13 @@ class LogService:
         for event in events:
             pipe.xadd(
                 key,
-                {"stream": str(event.get("stream") or "stdout"),
-                 "message": str(event.get("message") or ""),
-                 "time": str(event.get("time") or isoformat(utcnow()))},
-                maxlen=self.max_events, approximate=True,
+                {
+                    "stream": str(event.get("stream") or "stdout"),
+                    "message": str(event.get("message") or ""),
+                    "time": str(event.get("time") or isoformat(utcnow())),
+                },
+                maxlen=self.max_events,
+                approximate=True,
             )
         await pipe.execute()
         await self.notifier.publish(event_topic(execution_id))
@@ -90,10 +100,11 @@ class LogService:
         """Return the events still in Redis, those after event id ``after`` if given."""
         start = "-" if after is None else f"({after}"
         entries = await self.redis.xrange(stream_key(execution_id), min=start, max="+")
-        return [_decode(i, f) for i, f in entries]
+        return [_decode(i, f or {}) for i, f in entries or []]
 
     async def archived(self, execution_id: str) -> list[Event] | None:
         """Return the archived events, or ``None`` if there is no archive (yet)."""
+
         def load() -> list[Event] | None:
             try:
                 fp = self.artifacts.open(archive_key(execution_id))
@@ -104,7 +115,9 @@ class LogService:
 
         return await asyncio.to_thread(load)
 
-    async def read(self, execution_id: str, archived: bool, after: str | None = None) -> list[Event]:
+    async def read(
+        self, execution_id: str, archived: bool, after: str | None = None
+    ) -> list[Event]:
         """Return every event: the archive if the execution's logs were archived, else Redis."""
         if not archived:
             events = await self.live(execution_id, after)

@@ -68,7 +68,7 @@ class Notifier:
                     channel = message["channel"]
                     if isinstance(channel, bytes):
                         channel = channel.decode()
-                    self._wake(channel[len(PREFIX + "notify:"):])
+                    self._wake(channel[len(PREFIX + "notify:") :])
             except asyncio.CancelledError:
                 await pubsub.aclose()
                 raise
@@ -122,8 +122,12 @@ class ExecutionQueues:
         self.notifier = notifier
 
     async def push(
-        self, environment_id: str, execution_id: str, priority: int = 0,
-        ctime: float | None = None, notify: bool = True,
+        self,
+        environment_id: str,
+        execution_id: str,
+        priority: int = 0,
+        ctime: float | None = None,
+        notify: bool = True,
     ) -> bool:
         """Add an execution (no-op if it is there already); tell whether it was added."""
         added = await self.redis.zadd(

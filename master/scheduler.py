@@ -6,7 +6,15 @@ import asyncio
 import logging
 import time
 
-from jupyter_valohai.models import CRASHED, QUEUED, STARTED, STOPPED, STOPPING, TERMINAL_STATUSES, utcnow
+from jupyter_valohai.models import (
+    CRASHED,
+    QUEUED,
+    STARTED,
+    STOPPED,
+    STOPPING,
+    TERMINAL_STATUSES,
+    utcnow,
+)
 
 from .context import Context
 from .services.lifecycle import Lifecycle
@@ -40,24 +48,40 @@ class Scheduler:
         attempt = doc.get("attempt", 0)
         unsets = ["lease_expires"]
         if doc["status"] == STOPPING:
-            return await self.lifecycle.transition(
-                doc["_id"], STOPPING, attempt, STOPPED,
-                f"Execution stopped (the agent of attempt {attempt} stopped answering)",
-                unsets=unsets,
-            ) is not None
+            return (
+                await self.lifecycle.transition(
+                    doc["_id"],
+                    STOPPING,
+                    attempt,
+                    STOPPED,
+                    f"Execution stopped (the agent of attempt {attempt} stopped answering)",
+                    unsets=unsets,
+                )
+                is not None
+            )
         if attempt < self.ctx.config.max_attempts:
             requeued = await self.lifecycle.transition(
-                doc["_id"], STARTED, attempt, QUEUED,
-                f"Lease of attempt {attempt} lapsed; execution queued again", unsets=unsets,
+                doc["_id"],
+                STARTED,
+                attempt,
+                QUEUED,
+                f"Lease of attempt {attempt} lapsed; execution queued again",
+                unsets=unsets,
             )
             if requeued:
                 await self.lifecycle.enqueue(requeued)
             return requeued is not None
-        return await self.lifecycle.transition(
-            doc["_id"], STARTED, attempt, CRASHED,
-            f"Execution crashed: the lease of attempt {attempt} lapsed and no retries are left",
-            unsets=unsets,
-        ) is not None
+        return (
+            await self.lifecycle.transition(
+                doc["_id"],
+                STARTED,
+                attempt,
+                CRASHED,
+                f"Execution crashed: the lease of attempt {attempt} lapsed and no retries are left",
+                unsets=unsets,
+            )
+            is not None
+        )
 
     async def reconcile(self) -> int:
         """Add every ``queued`` execution to its Redis queue (no-op for those already there)."""
@@ -65,7 +89,9 @@ class Scheduler:
         environments: set[str] = set()
         async for doc in self.ctx.store.executions.find({"status": QUEUED}):
             if await self.ctx.queues.push(
-                doc["environment"], doc["_id"], int(doc.get("priority") or 0),
+                doc["environment"],
+                doc["_id"],
+                int(doc.get("priority") or 0),
                 (as_dt(doc.get("queued_at")) or as_dt(doc["ctime"]) or utcnow()).timestamp(),
                 notify=False,
             ):

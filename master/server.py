@@ -52,14 +52,21 @@ class Master:
         projects = ProjectService(ctx)
         agent = AgentService(ctx, lifecycle)
         self.services = Services(
-            users=UserService(ctx), environments=environments, projects=projects,
+            users=UserService(ctx),
+            environments=environments,
+            projects=projects,
             executions=ExecutionService(ctx, projects, environments, lifecycle),
-            lifecycle=lifecycle, agent=agent, outputs=OutputService(ctx, agent),
+            lifecycle=lifecycle,
+            agent=agent,
+            outputs=OutputService(ctx, agent),
         )
         self.scheduler = Scheduler(ctx, lifecycle)
         self.app = Application(
-            build_routes(self.config.base_url), master=self, services=self.services,
-            ctx=ctx, compress_response=True,
+            build_routes(self.config.base_url),
+            master=self,
+            services=self.services,
+            ctx=ctx,
+            compress_response=True,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._server: HTTPServer | None = None
@@ -82,7 +89,9 @@ class Master:
 
     def listen(self, port: int, address: str = "127.0.0.1") -> HTTPServer:
         self._server = HTTPServer(
-            self.app, max_body_size=self.config.max_package_bytes + (1 << 20), xheaders=True,
+            self.app,
+            max_body_size=self.config.max_package_bytes + (1 << 20),
+            xheaders=True,
         )
         self._server.listen(port, address)
         return self._server
@@ -110,8 +119,12 @@ async def create_master(config: MasterConfig) -> Master:
     notifier = Notifier(redis)
     artifacts = open_store(config.resolved_store_url())
     ctx = Context(
-        config=config, store=Store(config.mongo_url, config.mongo_db), redis=redis,
-        notifier=notifier, queues=ExecutionQueues(redis, notifier),
-        logs=LogService(redis, notifier, artifacts, config.max_log_events), artifacts=artifacts,
+        config=config,
+        store=Store(config.mongo_url, config.mongo_db),
+        redis=redis,
+        notifier=notifier,
+        queues=ExecutionQueues(redis, notifier),
+        logs=LogService(redis, notifier, artifacts, config.max_log_events),
+        artifacts=artifacts,
     )
     return Master(ctx)

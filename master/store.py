@@ -66,7 +66,7 @@ class Store:
         self.metadata: AsyncCollection = self.db["metadata"]
 
     async def setup(self) -> None:
-        """Create the indexes (idempotent); fail with :class:`ServiceUnavailable` if Mongo is down."""
+        """Create the indexes (idempotent); raise :class:`ServiceUnavailable` if Mongo is down."""
         try:
             await self.users.create_index([("username", ASCENDING)], unique=True)
             await self.tokens.create_index([("hash", ASCENDING)], unique=True)
@@ -99,13 +99,19 @@ class Store:
     async def next_counter(self, name: str) -> int:
         """Return the next value of a named counter (1, 2, ...), atomically."""
         doc = await self.counters.find_one_and_update(
-            {"_id": name}, {"$inc": {"value": 1}}, upsert=True,
+            {"_id": name},
+            {"$inc": {"value": 1}},
+            upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        assert doc is not None  # upsert=True always returns the document
         return int(doc["value"])
 
     async def cas_execution(
-        self, execution_id: str, statuses: str | list[str], attempt: int | None,
+        self,
+        execution_id: str,
+        statuses: str | list[str],
+        attempt: int | None,
         update: Doc,
     ) -> Doc | None:
         """Apply ``update`` only if the execution is in one of ``statuses`` (and at ``attempt``).

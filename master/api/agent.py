@@ -42,15 +42,20 @@ class ClaimHandler(AgentHandler):
 class HeartbeatHandler(AgentHandler):
     async def post(self, execution_id: str) -> None:
         attempt = parse_attempt(self.body().get("attempt"))
-        self.write_json(await self.services.agent.heartbeat(self.environment, execution_id, attempt))
+        self.write_json(
+            await self.services.agent.heartbeat(self.environment, execution_id, attempt)
+        )
 
 
 class AgentEventsHandler(AgentHandler):
     async def post(self, execution_id: str) -> None:
         body = self.body()
         answer = await self.services.agent.events(
-            self.environment, execution_id, parse_attempt(body.get("attempt")),
-            body.get("events"), body.get("metadata"),
+            self.environment,
+            execution_id,
+            parse_attempt(body.get("attempt")),
+            body.get("events"),
+            body.get("metadata"),
         )
         self.write_json(answer)
 
@@ -59,8 +64,12 @@ class AgentStatusHandler(AgentHandler):
     async def post(self, execution_id: str) -> None:
         body = self.body()
         answer = await self.services.agent.final_status(
-            self.environment, execution_id, parse_attempt(body.get("attempt")),
-            body.get("status"), body.get("exit_code"), body.get("message"),
+            self.environment,
+            execution_id,
+            parse_attempt(body.get("attempt")),
+            body.get("status"),
+            body.get("exit_code"),
+            body.get("message"),
         )
         self.write_json(answer)
 
@@ -75,23 +84,31 @@ class CodeHandler(AgentHandler):
 class AgentDataHandler(AgentHandler):
     async def get(self, datum_id: str) -> None:
         doc = await self.services.outputs.get_datum(datum_id)
-        await self.stream_object(doc["key"], posixpath.basename(doc["name"]),
-                                 "application/octet-stream")
+        await self.stream_object(
+            doc["key"], posixpath.basename(doc["name"]), "application/octet-stream"
+        )
 
 
 class PrepareOutputsHandler(AgentHandler):
     async def post(self, execution_id: str) -> None:
         body = self.body()
-        self.write_json(await self.services.outputs.prepare(
-            self.environment, execution_id, parse_attempt(body.get("attempt")), body.get("files")
-        ))
+        self.write_json(
+            await self.services.outputs.prepare(
+                self.environment,
+                execution_id,
+                parse_attempt(body.get("attempt")),
+                body.get("files"),
+            )
+        )
 
 
 class OutputsHandler(AgentHandler):
     async def post(self, execution_id: str) -> None:
         body = self.body()
         answer = await self.services.outputs.register(
-            self.environment, execution_id, parse_attempt(body.get("attempt")),
+            self.environment,
+            execution_id,
+            parse_attempt(body.get("attempt")),
             body.get("outputs"),
         )
         self.write_json(answer, 201)
@@ -113,7 +130,7 @@ class UploadHandler(AgentHandler):
         self.request.connection.set_max_body_size(limit)  # type: ignore[union-attr]
         spool_dir = os.path.join(self.ctx.config.data_dir, "tmp")
         os.makedirs(spool_dir, exist_ok=True)
-        self._spool = tempfile.TemporaryFile(dir=spool_dir)
+        self._spool = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 (closed in on_finish)
 
     async def data_received(self, chunk: bytes) -> None:
         self._received += len(chunk)

@@ -76,15 +76,19 @@ class BaseHandler(RequestHandler):
         try:
             data = json.loads(self.request.body)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"The request body is not valid JSON: {exc}.",
-                               hint="Send a JSON object with Content-Type: application/json.")
+            raise InvalidInput(
+                f"The request body is not valid JSON: {exc}.",
+                hint="Send a JSON object with Content-Type: application/json.",
+            ) from exc
         if not isinstance(data, dict):
             raise InvalidInput("The request body must be a JSON object.")
         return data
 
     def query(self) -> dict[str, list[str]]:
-        return {k: [v.decode("utf-8", "replace") for v in vs]
-                for k, vs in self.request.query_arguments.items()}
+        return {
+            k: [v.decode("utf-8", "replace") for v in vs]
+            for k, vs in self.request.query_arguments.items()
+        }
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         return self.get_query_argument(name, default)
@@ -138,9 +142,12 @@ class BaseHandler(RequestHandler):
             status, body = status_code, {"code": "http_error", "message": reason, "detail": reason}
         else:
             status = 500
-            body = {"code": "internal_error", "message": "Internal server error.",
-                    "detail": "Internal server error.",
-                    "hint": "The master logged the details; tell its operator."}
+            body = {
+                "code": "internal_error",
+                "message": "Internal server error.",
+                "detail": "Internal server error.",
+                "hint": "The master logged the details; tell its operator.",
+            }
         self.clear_header("Content-Disposition")
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")

@@ -16,8 +16,9 @@ class DataHandler(BaseHandler):
         docs, count = await self.services.outputs.list_datums(filters, limit, offset)
         describer = Describer(self.ctx, self.base)
         results = [await describer.datum(d) for d in docs]
-        self.write_json(page(results, count, self.base + "/api/v0/data/", self.query(),
-                             limit, offset))
+        self.write_json(
+            page(results, count, self.base + "/api/v0/data/", self.query(), limit, offset)
+        )
 
 
 class DatumHandler(BaseHandler):
@@ -31,14 +32,13 @@ class DatumDownloadHandler(BaseHandler):
 
     async def get(self, datum_id: str) -> None:
         doc = await self.services.outputs.get_datum(datum_id)
-        await self.stream_object(doc["key"], posixpath.basename(doc["name"]),
-                                 "application/octet-stream")
+        await self.stream_object(
+            doc["key"], posixpath.basename(doc["name"]), "application/octet-stream"
+        )
 
 
 class EnvironmentsHandler(BaseHandler):
     async def get(self) -> None:
         include = (self.arg("include") or "").split(",")
         results = await self.services.environments.list("unfinished_job_count" in include)
-        self.write_json({"count": len(results), "next": None, "previous": None,
-                         "results": results})
-
+        self.write_json({"count": len(results), "next": None, "previous": None, "results": results})

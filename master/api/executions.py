@@ -29,8 +29,9 @@ class ExecutionsHandler(BaseHandler):
         describer = Describer(self.ctx, self.base)
         exclude = set(filter(None, (self.arg("exclude") or "").split(",")))
         results = [await describer.execution(d, exclude) for d in docs]
-        self.write_json(page(results, count, self.base + "/api/v0/executions/", self.query(),
-                             limit, offset))
+        self.write_json(
+            page(results, count, self.base + "/api/v0/executions/", self.query(), limit, offset)
+        )
 
     async def post(self) -> None:
         doc = await self.services.executions.create(self.user, self.body())
@@ -66,8 +67,13 @@ class EventsHandler(BaseHandler):
         total = len(events)
         if limit > 0:
             events = events[-limit:]
-        self.write_json({"total": total, "truncated": len(events) < total,
-                         "events": [public_event(e) for e in events]})
+        self.write_json(
+            {
+                "total": total,
+                "truncated": len(events) < total,
+                "events": [public_event(e) for e in events],
+            }
+        )
 
 
 class EventStreamHandler(BaseHandler):
@@ -87,11 +93,14 @@ class EventStreamHandler(BaseHandler):
                 fut = notifier.waiter(topic)
                 doc = await self.services.executions.get(execution_id)
                 done = doc["status"] in TERMINAL_STATUSES and doc.get("logs_archived")
-                events = await self.ctx.logs.read(execution_id, bool(doc.get("logs_archived")),
-                                                  after=last)
+                events = await self.ctx.logs.read(
+                    execution_id, bool(doc.get("logs_archived")), after=last
+                )
                 for event in events:
-                    self.write(f"id: {event['id']}\nevent: log\n"
-                               f"data: {json.dumps(public_event(event))}\n\n")
+                    self.write(
+                        f"id: {event['id']}\nevent: log\n"
+                        f"data: {json.dumps(public_event(event))}\n\n"
+                    )
                     last = event["id"]
                 if done:
                     notifier.discard(topic, fut)

@@ -11,10 +11,11 @@ from .base import BaseHandler
 class ProjectsHandler(BaseHandler):
     async def get(self) -> None:
         limit, offset = page_params(self.arg("limit"), self.arg("offset"))
-        docs, count = await self.services.projects.list(limit, offset)
+        docs, count = await self.services.projects.list_projects(limit, offset)
         results = [await self.services.projects.describe(d, self.base) for d in docs]
-        self.write_json(page(results, count, self.base + "/api/v0/projects/", self.query(),
-                             limit, offset))
+        self.write_json(
+            page(results, count, self.base + "/api/v0/projects/", self.query(), limit, offset)
+        )
 
     async def post(self) -> None:
         body = self.body()
@@ -46,7 +47,9 @@ class ImportPackageHandler(BaseHandler):
         if not files:
             raise InvalidInput("Send the code tarball as the multipart file field 'data'.")
         commit = await self.services.projects.import_package(
-            project, files[0]["body"], self.get_body_argument("description", "") or "",
+            project,
+            files[0]["body"],
+            self.get_body_argument("description", "") or "",
             self.get_body_argument("yaml_path", "") or "",
         )
         self.write_json(self.services.projects.describe_commit(commit, self.base), 201)
@@ -59,15 +62,19 @@ class CommitsHandler(BaseHandler):
         adhoc = None if adhoc_arg in (None, "") else as_bool(adhoc_arg)
         project_id = project_id or self.arg("project")
         docs, count = await self.services.projects.list_commits(project_id, adhoc, limit, offset)
-        self.write_json(self.services.projects.commit_page(
-            docs, count, self.base, self.request.path, self.query(), limit, offset
-        ))
+        self.write_json(
+            self.services.projects.commit_page(
+                docs, count, self.base, self.request.path, self.query(), limit, offset
+            )
+        )
 
 
 class CommitHandler(BaseHandler):
     async def get(self, identifier: str) -> None:
         commit = await self.services.projects.get_commit(identifier, self.arg("project"))
         include = (self.arg("include") or "").split(",")
-        self.write_json(self.services.projects.describe_commit(
-            commit, self.base, include_config="config" in include
-        ))
+        self.write_json(
+            self.services.projects.describe_commit(
+                commit, self.base, include_config="config" in include
+            )
+        )

@@ -27,7 +27,7 @@ class Route:
         return f"{prefix}{body}/?$"
 
 
-def R(path: str, handler: type[RequestHandler], **ops: str) -> Route:  # noqa: N802
+def R(path: str, handler: type[RequestHandler], **ops: str) -> Route:
     return Route(path, handler, ops)
 
 
@@ -38,26 +38,48 @@ ROUTES: list[Route] = [
     R(f"{V0}/get-token/", users.GetTokenHandler, post="Exchange username/password for a token"),
     R(f"{V0}/users/me/", users.MeHandler, get="The current user"),
     R(f"{V0}/projects/", projects.ProjectsHandler, get="List projects", post="Create a project"),
-    R(f"{V0}/projects/ownership_options/", projects.OwnershipOptionsHandler,
-      get="Who may own new projects"),
+    R(
+        f"{V0}/projects/ownership_options/",
+        projects.OwnershipOptionsHandler,
+        get="Who may own new projects",
+    ),
     R(f"{V0}/projects/{{id}}/", projects.ProjectHandler, get="Describe a project"),
-    R(f"{V0}/projects/{{id}}/import-package/", projects.ImportPackageHandler,
-      post="Upload a code tarball as an ad-hoc commit (multipart field `data`)"),
+    R(
+        f"{V0}/projects/{{id}}/import-package/",
+        projects.ImportPackageHandler,
+        post="Upload a code tarball as an ad-hoc commit (multipart field `data`)",
+    ),
     R(f"{V0}/projects/{{id}}/commits/", projects.CommitsHandler, get="List a project's commits"),
     R(f"{V0}/commits/", projects.CommitsHandler, get="List commits (?project=&adhoc=)"),
     R(f"{V0}/commits/{{identifier}}/", projects.CommitHandler, get="Describe a commit (?project=)"),
     R(f"{V0}/environments/", data.EnvironmentsHandler, get="List environments"),
-    R(f"{V0}/executions/", executions.ExecutionsHandler,
-      get="List executions", post="Create (queue) an execution"),
-    R(f"{V0}/executions/{{ref}}/", executions.ExecutionHandler,
-      get="Describe an execution by id or <project id>:<counter|latest>"),
+    R(
+        f"{V0}/executions/",
+        executions.ExecutionsHandler,
+        get="List executions",
+        post="Create (queue) an execution",
+    ),
+    R(
+        f"{V0}/executions/{{ref}}/",
+        executions.ExecutionHandler,
+        get="Describe an execution by id or <project id>:<counter|latest>",
+    ),
     R(f"{V0}/executions/{{ref}}/stop/", executions.StopHandler, post="Stop an execution"),
-    R(f"{V0}/executions/{{ref}}/events/", executions.EventsHandler,
-      get="Last log events (?limit=N, 0 = all)"),
-    R(f"{V0}/executions/{{ref}}/events/stream/", executions.EventStreamHandler,
-      get="Log events pushed as server-sent events until the execution ends"),
-    R(f"{V0}/executions/{{ref}}/metadata/", executions.MetadataHandler,
-      get="Metadata entries of an execution"),
+    R(
+        f"{V0}/executions/{{ref}}/events/",
+        executions.EventsHandler,
+        get="Last log events (?limit=N, 0 = all)",
+    ),
+    R(
+        f"{V0}/executions/{{ref}}/events/stream/",
+        executions.EventStreamHandler,
+        get="Log events pushed as server-sent events until the execution ends",
+    ),
+    R(
+        f"{V0}/executions/{{ref}}/metadata/",
+        executions.MetadataHandler,
+        get="Metadata entries of an execution",
+    ),
     R(f"{V0}/data/", data.DataHandler, get="List datums (?output_execution=)"),
     R(f"{V0}/data/{{id}}/", data.DatumHandler, get="Describe a datum"),
     R(f"{V0}/data/{{id}}/download/", data.DatumDownloadHandler, get="Download a datum"),
@@ -65,13 +87,19 @@ ROUTES: list[Route] = [
     R(f"{AG}/executions/{{id}}/heartbeat", agent.HeartbeatHandler, post="Renew the lease"),
     R(f"{AG}/executions/{{id}}/events", agent.AgentEventsHandler, post="Send log events"),
     R(f"{AG}/executions/{{id}}/code", agent.CodeHandler, get="Download the code tarball"),
-    R(f"{AG}/executions/{{id}}/outputs/prepare", agent.PrepareOutputsHandler,
-      post="Get upload URLs for outputs"),
+    R(
+        f"{AG}/executions/{{id}}/outputs/prepare",
+        agent.PrepareOutputsHandler,
+        post="Get upload URLs for outputs",
+    ),
     R(f"{AG}/executions/{{id}}/outputs", agent.OutputsHandler, post="Register outputs"),
     R(f"{AG}/executions/{{id}}/status", agent.AgentStatusHandler, post="Report the final status"),
     R(f"{AG}/data/{{id}}/download", agent.AgentDataHandler, get="Download a datum (inputs)"),
-    R(f"{AG}/uploads/{{id}}/{{attempt}}/{{name:path}}", agent.UploadHandler,
-      put="Upload one output file (raw bytes)"),
+    R(
+        f"{AG}/uploads/{{id}}/{{attempt}}/{{name:path}}",
+        agent.UploadHandler,
+        put="Upload one output file (raw bytes)",
+    ),
 ]
 
 
@@ -80,30 +108,55 @@ def openapi(routes: list[Route] = ROUTES) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for route in routes:
         params = [
-            {"name": name.split(":")[0], "in": "path", "required": True,
-             "schema": {"type": "string"}}
+            {
+                "name": name.split(":")[0],
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+            }
             for name in re.findall(r"\{([^}]+)\}", route.path)
         ]
         path = re.sub(r"\{([^}:]+):path\}", r"{\1}", route.path)
-        security = [{"agentToken": []}] if route.path.startswith(AG) else [{"token": []}]
+        security: list[dict[str, list[str]]] = (
+            [{"agentToken": []}] if route.path.startswith(AG) else [{"token": []}]
+        )
         if route.handler is users.GetTokenHandler:
             security = []
         paths[path] = {
-            method: {"summary": summary, "parameters": params, "security": security,
-                     "responses": {"200": {"description": "OK"},
-                                   "4XX": {"description": "JSON error {code, message, hint}"}}}
+            method: {
+                "summary": summary,
+                "parameters": params,
+                "security": security,
+                "responses": {
+                    "200": {"description": "OK"},
+                    "4XX": {"description": "JSON error {code, message, hint}"},
+                },
+            }
             for method, summary in route.ops.items()
         }
     return {
         "openapi": "3.0.3",
-        "info": {"title": "jupyter-valohai master", "version": "0",
-                 "description": (master_doc or "").strip()},
-        "components": {"securitySchemes": {
-            "token": {"type": "apiKey", "in": "header", "name": "Authorization",
-                      "description": "Token <API token>"},
-            "agentToken": {"type": "apiKey", "in": "header", "name": "Authorization",
-                           "description": "Token <worker-group token>"},
-        }},
+        "info": {
+            "title": "jupyter-valohai master",
+            "version": "0",
+            "description": (master_doc or "").strip(),
+        },
+        "components": {
+            "securitySchemes": {
+                "token": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "Token <API token>",
+                },
+                "agentToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "Token <worker-group token>",
+                },
+            }
+        },
         "paths": paths,
     }
 
@@ -121,8 +174,6 @@ ROUTES.append(R(f"{V0}/openapi.json", OpenAPIHandler, get="This description"))
 def build_routes(base_url: str = "/") -> list[tuple[str, type[RequestHandler]]]:
     """Return Tornado's (pattern, handler) list, under ``base_url``."""
     prefix = "/" + base_url.strip("/") if base_url.strip("/") else ""
-    table: list[tuple[str, type[RequestHandler]]] = [
-        (r.pattern(prefix), r.handler) for r in ROUTES
-    ]
+    table: list[tuple[str, type[RequestHandler]]] = [(r.pattern(prefix), r.handler) for r in ROUTES]
     table.append((r".*", NotFoundHandler))
     return table

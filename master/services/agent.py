@@ -14,7 +14,12 @@ from urllib.parse import urlparse
 
 from jupyter_valohai.errors import InvalidInput, NotFound, StaleAttempt
 from jupyter_valohai.models import (
-    AGENT_FINAL_STATUSES, QUEUED, STARTED, STOPPING, isoformat, utcnow,
+    AGENT_FINAL_STATUSES,
+    QUEUED,
+    STARTED,
+    STOPPING,
+    isoformat,
+    utcnow,
 )
 
 from ..context import Context
@@ -79,10 +84,19 @@ class AgentService:
                 return None
             now = utcnow()
             doc = await self.ctx.store.cas_execution(
-                execution_id, QUEUED, None,
-                {"$set": {"status": STARTED, "started_at": now, "mtime": now,
-                          "lease_expires": self._lease_expires(), "worker": worker},
-                 "$inc": {"attempt": 1}},
+                execution_id,
+                QUEUED,
+                None,
+                {
+                    "$set": {
+                        "status": STARTED,
+                        "started_at": now,
+                        "mtime": now,
+                        "lease_expires": self._lease_expires(),
+                        "worker": worker,
+                    },
+                    "$inc": {"attempt": 1},
+                },
             )
             if doc is None:  # stopped or claimed meanwhile: the queue entry was stale
                 continue
@@ -99,27 +113,46 @@ class AgentService:
             inputs[name] = [await self._input_file(uri) for uri in uris]
         cfg = self.ctx.config
         return {
-            "id": doc["_id"], "counter": doc["counter"], "attempt": doc["attempt"],
+            "id": doc["_id"],
+            "counter": doc["counter"],
+            "attempt": doc["attempt"],
             "project": {"id": doc["project"], "name": project.get("name", "")},
-            "step": doc["step"], "title": doc.get("title", ""), "kind": doc.get("kind", "command"),
-            "commands": doc.get("commands", []), "notebook": doc.get("notebook"),
-            "image": doc.get("image", ""), "parameters": doc.get("parameters", {}),
-            "inputs": inputs, "environment_variables": doc.get("environment_variables", {}),
+            "step": doc["step"],
+            "title": doc.get("title", ""),
+            "kind": doc.get("kind", "command"),
+            "commands": doc.get("commands", []),
+            "notebook": doc.get("notebook"),
+            "image": doc.get("image", ""),
+            "parameters": doc.get("parameters", {}),
+            "inputs": inputs,
+            "environment_variables": doc.get("environment_variables", {}),
             "time_limit": doc.get("time_limit", 0),
             "code_url": f"/api/agent/executions/{doc['_id']}/code?attempt={doc['attempt']}",
-            "lease_seconds": cfg.lease_seconds, "heartbeat_seconds": cfg.heartbeat_seconds,
+            "lease_seconds": cfg.lease_seconds,
+            "heartbeat_seconds": cfg.heartbeat_seconds,
         }
 
     async def _input_file(self, uri: str) -> dict[str, Any]:
         if uri.startswith("datum://"):
-            datum_id = uri[len("datum://"):]
+            datum_id = uri[len("datum://") :]
             datum = await self.ctx.store.datums.find_one({"_id": datum_id}) or {}
-            return {"name": datum.get("name", datum_id), "uri": uri,
-                    "url": f"/api/agent/data/{datum_id}/download", "datum_id": datum_id,
-                    "size": datum.get("size"), "sha256": datum.get("sha256")}
+            return {
+                "name": datum.get("name", datum_id),
+                "uri": uri,
+                "url": f"/api/agent/data/{datum_id}/download",
+                "datum_id": datum_id,
+                "size": datum.get("size"),
+                "sha256": datum.get("sha256"),
+            }
         name = posixpath.basename(urlparse(uri).path) or "input"
-        return {"name": name, "url": uri, "uri": uri, "datum_id": None, "size": None,
-                "sha256": None}
+        return {
+            "name": name,
+            "url": uri,
+            "uri": uri,
+            "datum_id": None,
+            "size": None,
+            "sha256": None,
+        }
 
     # --- fenced calls ---------------------------------------------------------------------------
 
@@ -145,8 +178,9 @@ class AgentService:
         doc = await self.renew(env, execution_id, attempt)
         return {"stop": doc["status"] == STOPPING, "lease_seconds": self.ctx.config.lease_seconds}
 
-    async def events(self, env: Doc, execution_id: str, attempt: int, events: Any,
-                     metadata: Any) -> dict[str, Any]:
+    async def events(
+        self, env: Doc, execution_id: str, attempt: int, events: Any, metadata: Any
+    ) -> dict[str, Any]:
         if not isinstance(events or [], list) or not isinstance(metadata or [], list):
             raise InvalidInput("'events' and 'metadata' must be lists.")
         events, metadata = events or [], metadata or []
@@ -156,22 +190,34 @@ class AgentService:
         for event in events:
             if not isinstance(event, dict) or event.get("stream") not in ("stdout", "stderr"):
                 raise InvalidInput("Each event needs a stream of 'stdout' or 'stderr'.")
-            clean.append({"stream": event["stream"], "message": str(event.get("message", "")),
-                          "time": str(event.get("time") or isoformat(utcnow()))})
+            clean.append(
+                {
+                    "stream": event["stream"],
+                    "message": str(event.get("message", "")),
+                    "time": str(event.get("time") or isoformat(utcnow())),
+                }
+            )
         entries = []
         for item in metadata:
             if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
                 raise InvalidInput("Each metadata entry needs a 'data' object.")
-            entries.append({"execution": execution_id, "attempt": attempt,
-                            "time": _parse_time(item.get("time")), "data": item["data"]})
+            entries.append(
+                {
+                    "execution": execution_id,
+                    "attempt": attempt,
+                    "time": _parse_time(item.get("time")),
+                    "data": item["data"],
+                }
+            )
         doc = await self.renew(env, execution_id, attempt)
         await self.ctx.logs.append(execution_id, clean)
         if entries:
             await self.ctx.store.metadata.insert_many(entries)
         return {"stop": doc["status"] == STOPPING}
 
-    async def final_status(self, env: Doc, execution_id: str, attempt: int, status: Any,
-                           exit_code: Any, message: Any) -> dict[str, Any]:
+    async def final_status(
+        self, env: Doc, execution_id: str, attempt: int, status: Any, exit_code: Any, message: Any
+    ) -> dict[str, Any]:
         if status not in AGENT_FINAL_STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(sorted(AGENT_FINAL_STATUSES))}.")
         await self.fenced(env, execution_id, attempt)
@@ -181,7 +227,11 @@ class AgentService:
         if message:
             text += f": {message}"
         doc = await self.lifecycle.transition(
-            execution_id, RUNNING, attempt, status, text,
+            execution_id,
+            RUNNING,
+            attempt,
+            status,
+            text,
             sets={"exit_code": exit_code, "message": str(message or "")},
             unsets=["lease_expires"],
         )

@@ -25,10 +25,15 @@ def page_params(limit: Any, offset: Any) -> tuple[int, int]:
 
 
 def page(
-    results: list[dict[str, Any]], count: int, url: str, query: dict[str, Any],
-    limit: int, offset: int,
+    results: list[dict[str, Any]],
+    count: int,
+    url: str,
+    query: dict[str, Any],
+    limit: int,
+    offset: int,
 ) -> dict[str, Any]:
     """Return a Django REST framework style page: ``{count, next, previous, results}``."""
+
     def link(off: int) -> str:
         q = {k: v for k, v in query.items() if k not in ("limit", "offset")}
         q.update(limit=limit, offset=off)

@@ -28,8 +28,14 @@ class Describer:
 
     async def metadata_entries(self, execution_id: str) -> list[dict[str, Any]]:
         cursor = self.ctx.store.metadata.find({"execution": execution_id}).sort("_id", 1)
-        return [{"time": isoformat(as_dt(m.get("time"))), "data": m.get("data", {}),
-                 "metadata": m.get("data", {})} async for m in cursor]
+        return [
+            {
+                "time": isoformat(as_dt(m.get("time"))),
+                "data": m.get("data", {}),
+                "metadata": m.get("data", {}),
+            }
+            async for m in cursor
+        ]
 
     async def execution(self, doc: Doc, exclude: set[str] | None = None) -> dict[str, Any]:
         exclude = exclude or set()
@@ -37,36 +43,58 @@ class Describer:
         env = await self._lookup("environments", doc["environment"])
         creator = await self._lookup("users", doc["creator"])
         url = f"{self.base}/api/v0/executions/{doc['_id']}/"
-        end = as_dt(doc.get("ended_at")) or (utcnow() if doc["status"] in INCOMPLETE_STATUSES else None)
+        end = as_dt(doc.get("ended_at")) or (
+            utcnow() if doc["status"] in INCOMPLETE_STATUSES else None
+        )
         out: dict[str, Any] = {
-            "id": doc["_id"], "counter": doc["counter"], "status": doc["status"],
-            "step": doc["step"], "title": doc.get("title", ""),
-            "project": {"id": project["_id"], "name": project.get("name", ""),
-                        "owner": project.get("owner"),
-                        "url": f"{self.base}/api/v0/projects/{project['_id']}/"},
-            "commit": {"identifier": doc["commit"], "ref": doc["commit"], "adhoc": True,
-                       "url": f"{self.base}/api/v0/commits/{doc['commit']}/"
-                              f"?project={doc['project']}"},
-            "environment": {"id": env["_id"], "name": env.get("name", ""),
-                            "slug": env.get("slug", "")},
+            "id": doc["_id"],
+            "counter": doc["counter"],
+            "status": doc["status"],
+            "step": doc["step"],
+            "title": doc.get("title", ""),
+            "project": {
+                "id": project["_id"],
+                "name": project.get("name", ""),
+                "owner": project.get("owner"),
+                "url": f"{self.base}/api/v0/projects/{project['_id']}/",
+            },
+            "commit": {
+                "identifier": doc["commit"],
+                "ref": doc["commit"],
+                "adhoc": True,
+                "url": f"{self.base}/api/v0/commits/{doc['commit']}/?project={doc['project']}",
+            },
+            "environment": {
+                "id": env["_id"],
+                "name": env.get("name", ""),
+                "slug": env.get("slug", ""),
+            },
             "parameters": doc.get("parameters", {}),
             "inputs": [{"name": n, "urls": u} for n, u in doc.get("inputs", {}).items()],
-            "image": doc.get("image", ""), "tags": doc.get("tags", []),
-            "kind": doc.get("kind", "command"), "notebook": doc.get("notebook"),
+            "image": doc.get("image", ""),
+            "tags": doc.get("tags", []),
+            "kind": doc.get("kind", "command"),
+            "notebook": doc.get("notebook"),
             "command": "\n".join(doc.get("commands", [])),
             "environment_variables": doc.get("environment_variables", {}),
-            "priority": doc.get("priority", 0), "time_limit": doc.get("time_limit", 0),
-            "ctime": isoformat(as_dt(doc["ctime"])), "queued_at": isoformat(as_dt(doc.get("queued_at"))),
+            "priority": doc.get("priority", 0),
+            "time_limit": doc.get("time_limit", 0),
+            "ctime": isoformat(as_dt(doc["ctime"])),
+            "queued_at": isoformat(as_dt(doc.get("queued_at"))),
             "started_at": isoformat(as_dt(doc.get("started_at"))),
             "ended_at": isoformat(as_dt(doc.get("ended_at"))),
             "duration": seconds_between(as_dt(doc.get("started_at")), end),
             "attempt": doc.get("attempt", 0),
             "creator": {"id": creator["_id"], "username": creator.get("username", "")},
-            "exit_code": doc.get("exit_code"), "status_message": doc.get("message", ""),
+            "exit_code": doc.get("exit_code"),
+            "status_message": doc.get("message", ""),
             "deleted": bool(doc.get("deleted")),
             "url": url,
-            "urls": {"display": f"{self.base}/p/{doc['project']}/executions/{doc['counter']}/",
-                     "stop": f"{url}stop/", "events": f"{url}events/"},
+            "urls": {
+                "display": f"{self.base}/p/{doc['project']}/executions/{doc['counter']}/",
+                "stop": f"{url}stop/",
+                "events": f"{url}events/",
+            },
         }
         if "metadata" not in exclude:
             merged: dict[str, Any] = {}
@@ -82,10 +110,16 @@ class Describer:
         execution = await self._lookup("executions", doc["output_execution"])
         url = f"{self.base}/api/v0/data/{doc['_id']}/"
         return {
-            "id": doc["_id"], "name": doc["name"], "size": doc["size"], "sha256": doc["sha256"],
-            "checksums": {"sha256": doc["sha256"]}, "uri": doc["uri"],
-            "metadata": doc.get("metadata") or {}, "ctime": isoformat(as_dt(doc["ctime"])),
+            "id": doc["_id"],
+            "name": doc["name"],
+            "size": doc["size"],
+            "sha256": doc["sha256"],
+            "checksums": {"sha256": doc["sha256"]},
+            "uri": doc["uri"],
+            "metadata": doc.get("metadata") or {},
+            "ctime": isoformat(as_dt(doc["ctime"])),
             "project": execution.get("project"),
             "output_execution": {"id": execution["_id"], "counter": execution.get("counter")},
-            "url": url, "download_url": f"{url}download/",
+            "url": url,
+            "download_url": f"{url}download/",
         }

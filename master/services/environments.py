@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -27,15 +28,19 @@ class EnvironmentService:
     async def ensure(self, slug: str, token: str | None = None, name: str | None = None) -> Doc:
         """Create the environment ``slug`` if missing; add a worker-group ``token`` (hashed)."""
         envs = self.ctx.store.environments
-        try:
+        with contextlib.suppress(DuplicateKeyError):
             await envs.update_one(
                 {"slug": slug},
-                {"$setOnInsert": {"_id": new_id("env"), "name": name or slug, "ctime": utcnow(),
-                                  "description": f"{name or slug} worker group"}},
+                {
+                    "$setOnInsert": {
+                        "_id": new_id("env"),
+                        "name": name or slug,
+                        "ctime": utcnow(),
+                        "description": f"{name or slug} worker group",
+                    }
+                },
                 upsert=True,
             )
-        except DuplicateKeyError:
-            pass
         env: Doc = await envs.find_one({"slug": slug})  # type: ignore[assignment]
         if token:  # worker-group tokens live with API tokens, by hash, naming the environment
             await self.ctx.store.tokens.update_one(
@@ -96,7 +101,12 @@ class EnvironmentService:
     @staticmethod
     def describe(env: Doc) -> dict[str, Any]:
         return {
-            "id": env["_id"], "name": env["name"], "slug": env["slug"],
-            "description": env.get("description", ""), "per_user_queue_quota": 0,
-            "gpu_spec": "", "per_hour_price_usd": 0, "enabled": True,
+            "id": env["_id"],
+            "name": env["name"],
+            "slug": env["slug"],
+            "description": env.get("description", ""),
+            "per_user_queue_quota": 0,
+            "gpu_spec": "",
+            "per_hour_price_usd": 0,
+            "enabled": True,
         }

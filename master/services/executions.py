@@ -6,12 +6,23 @@ from typing import Any
 
 from jupyter_valohai.errors import InvalidInput, NotFound
 from jupyter_valohai.models import (
-    ALL_STATUSES, INCOMPLETE_STATUSES, QUEUED, STARTED, STOPPED, STOPPING, TERMINAL_STATUSES,
+    ALL_STATUSES,
+    INCOMPLETE_STATUSES,
+    QUEUED,
+    STARTED,
+    STOPPED,
+    STOPPING,
+    TERMINAL_STATUSES,
     utcnow,
 )
 from jupyter_valohai.valohai_config import (
-    build_commands, get_step, notebook_path, parse_config, resolve_environment_variables,
-    resolve_inputs, resolve_parameters,
+    build_commands,
+    get_step,
+    notebook_path,
+    parse_config,
+    resolve_environment_variables,
+    resolve_inputs,
+    resolve_parameters,
 )
 
 from ..context import Context
@@ -20,23 +31,32 @@ from .environments import EnvironmentService
 from .lifecycle import Lifecycle
 from .projects import ProjectService
 
-ORDERINGS = {"counter": ("counter", 1), "-counter": ("counter", -1),
-             "ctime": ("ctime", 1), "-ctime": ("ctime", -1)}
+ORDERINGS = {
+    "counter": ("counter", 1),
+    "-counter": ("counter", -1),
+    "ctime": ("ctime", 1),
+    "-ctime": ("ctime", -1),
+}
 
 
 def _typed(body: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
     value = body.get(key, default)
     if value is None:
         return default
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         name = kind.__name__ if isinstance(kind, type) else kind[0].__name__
         raise InvalidInput(f"{key!r} must be of type {name}.")
     return value
 
 
 class ExecutionService:
-    def __init__(self, ctx: Context, projects: ProjectService, environments: EnvironmentService,
-                 lifecycle: Lifecycle) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        projects: ProjectService,
+        environments: EnvironmentService,
+        lifecycle: Lifecycle,
+    ) -> None:
         self.ctx = ctx
         self.projects = projects
         self.environments = environments
@@ -54,7 +74,9 @@ class ExecutionService:
             commit = await self.projects.get_commit(body["commit"], project["_id"])
         except NotFound as exc:
             raise InvalidInput(exc.message, hint=exc.hint) from None
-        config = parse_config(commit["config_text"], source=commit.get("yaml_path") or "valohai.yaml")
+        config = parse_config(
+            commit["config_text"], source=commit.get("yaml_path") or "valohai.yaml"
+        )
         step = get_step(config, body["step"])
         parameters = resolve_parameters(step, _typed(body, "parameters", dict, {}))
         inputs = resolve_inputs(step, _typed(body, "inputs", dict, {}))
@@ -77,15 +99,33 @@ class ExecutionService:
         now = utcnow()
         counter = await self.ctx.store.next_counter(f"executions:{project['_id']}")
         doc: Doc = {
-            "_id": new_id("e"), "project": project["_id"], "counter": counter,
-            "status": QUEUED, "attempt": 0, "step": step.name,
-            "title": _typed(body, "title", str, ""), "commit": commit["identifier"],
-            "code_key": commit["code_key"], "environment": environment["_id"],
-            "parameters": parameters, "inputs": inputs, "environment_variables": env_vars,
-            "image": image, "tags": tags, "priority": priority, "time_limit": time_limit,
-            "kind": "notebook" if notebook else "command", "notebook": notebook,
-            "commands": commands, "creator": user["_id"], "ctime": now, "queued_at": now,
-            "started_at": None, "ended_at": None, "deleted": False, "logs_archived": False,
+            "_id": new_id("e"),
+            "project": project["_id"],
+            "counter": counter,
+            "status": QUEUED,
+            "attempt": 0,
+            "step": step.name,
+            "title": _typed(body, "title", str, ""),
+            "commit": commit["identifier"],
+            "code_key": commit["code_key"],
+            "environment": environment["_id"],
+            "parameters": parameters,
+            "inputs": inputs,
+            "environment_variables": env_vars,
+            "image": image,
+            "tags": tags,
+            "priority": priority,
+            "time_limit": time_limit,
+            "kind": "notebook" if notebook else "command",
+            "notebook": notebook,
+            "commands": commands,
+            "creator": user["_id"],
+            "ctime": now,
+            "queued_at": now,
+            "started_at": None,
+            "ended_at": None,
+            "deleted": False,
+            "logs_archived": False,
             "runtime_config": body.get("runtime_config") or {},
         }
         await self.ctx.store.executions.insert_one(doc)
@@ -98,7 +138,7 @@ class ExecutionService:
         for name, uris in inputs.items():
             for uri in uris:
                 if uri.startswith("datum://"):
-                    datum_id = uri[len("datum://"):]
+                    datum_id = uri[len("datum://") :]
                     if not await self.ctx.store.datums.find_one({"_id": datum_id}, {"_id": 1}):
                         raise InvalidInput(f"Input {name!r}: no datum {datum_id!r}.")
 
@@ -121,8 +161,9 @@ class ExecutionService:
             raise NotFound(f"No execution {ref!r}.", hint="See `vh exec list`.")
         return doc  # type: ignore[no-any-return]
 
-    async def list(self, filters: dict[str, list[str]], limit: int, offset: int
-                   ) -> tuple[list[Doc], int]:
+    async def list(
+        self, filters: dict[str, list[str]], limit: int, offset: int
+    ) -> tuple[list[Doc], int]:
         query: Doc = {}
         if filters.get("project"):
             query["project"] = filters["project"][-1]
@@ -146,8 +187,7 @@ class ExecutionService:
             query["creator"] = filters["creator"][-1]
         deleted = (filters.get("deleted") or ["false"])[-1].lower() in ("1", "true", "yes")
         query["deleted"] = deleted
-        key, direction = ORDERINGS.get((filters.get("ordering") or ["-counter"])[-1],
-                                       ("ctime", -1))
+        key, direction = ORDERINGS.get((filters.get("ordering") or ["-counter"])[-1], ("ctime", -1))
         count = await self.ctx.store.executions.count_documents(query)
         cursor = self.ctx.store.executions.find(query).sort(key, direction)
         return [d async for d in cursor.skip(offset).limit(limit)], count
@@ -165,8 +205,12 @@ class ExecutionService:
             execution = await self.get(execution["_id"])
         if execution["status"] == STARTED:
             done = await self.lifecycle.transition(
-                execution["_id"], STARTED, execution["attempt"], STOPPING,
-                "Execution stop requested", sets={"stop_requested_at": utcnow()},
+                execution["_id"],
+                STARTED,
+                execution["attempt"],
+                STOPPING,
+                "Execution stop requested",
+                sets={"stop_requested_at": utcnow()},
             )
             if done:
                 return f"Stop requested for execution {number}."

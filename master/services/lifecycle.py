@@ -24,13 +24,21 @@ class Lifecycle:
         """Put a ``queued`` execution on its environment's Redis queue (idempotent)."""
         ctime = as_dt(execution.get("queued_at")) or as_dt(execution["ctime"]) or utcnow()
         await self.ctx.queues.push(
-            execution["environment"], execution["_id"], int(execution.get("priority") or 0),
-            ctime.timestamp(), notify=notify,
+            execution["environment"],
+            execution["_id"],
+            int(execution.get("priority") or 0),
+            ctime.timestamp(),
+            notify=notify,
         )
 
     async def transition(
-        self, execution_id: str, from_statuses: str | list[str], attempt: int | None,
-        to_status: str, message: str, sets: dict[str, Any] | None = None,
+        self,
+        execution_id: str,
+        from_statuses: str | list[str],
+        attempt: int | None,
+        to_status: str,
+        message: str,
+        sets: dict[str, Any] | None = None,
         unsets: list[str] | None = None,
     ) -> Doc | None:
         """CAS the execution from one of ``from_statuses`` (at ``attempt``) to ``to_status``.

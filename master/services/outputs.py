@@ -24,7 +24,9 @@ def output_key(execution_id: str, attempt: int, name: str) -> str:
 
 def check_output_name(name: Any) -> str:
     if not isinstance(name, str) or not name or name.startswith("/"):
-        raise InvalidInput(f"Invalid output name {name!r}.", hint="Use a path relative to outputs/.")
+        raise InvalidInput(
+            f"Invalid output name {name!r}.", hint="Use a path relative to outputs/."
+        )
     return check_key(name)
 
 
@@ -33,8 +35,9 @@ class OutputService:
         self.ctx = ctx
         self.agent = agent
 
-    async def prepare(self, env: Doc, execution_id: str, attempt: int, files: Any
-                      ) -> dict[str, Any]:
+    async def prepare(
+        self, env: Doc, execution_id: str, attempt: int, files: Any
+    ) -> dict[str, Any]:
         if not isinstance(files, list):
             raise InvalidInput("'files' must be a list of {name, size}.")
         await self.agent.fenced(env, execution_id, attempt)
@@ -42,29 +45,31 @@ class OutputService:
         for item in files:
             name = check_output_name(item.get("name") if isinstance(item, dict) else None)
             size = item.get("size")
-            if size is not None and (not isinstance(size, int) or size < 0
-                                     or size > self.ctx.config.max_upload_bytes):
+            if size is not None and (
+                not isinstance(size, int) or size < 0 or size > self.ctx.config.max_upload_bytes
+            ):
                 raise InvalidInput(f"Output {name!r} has a bad or too large size.")
             url = f"/api/agent/uploads/{execution_id}/{attempt}/{quote(name)}"
             uploads.append({"name": name, "url": url, "method": "PUT", "headers": {}})
         return {"uploads": uploads}
 
-    async def store_upload(self, env: Doc, execution_id: str, attempt: int, name: str,
-                           fp: BinaryIO) -> dict[str, Any]:
+    async def store_upload(
+        self, env: Doc, execution_id: str, attempt: int, name: str, fp: BinaryIO
+    ) -> dict[str, Any]:
         """Store an uploaded file (the handler spooled it to ``fp``) for a fenced attempt."""
         await self.agent.fenced(env, execution_id, attempt)
         key = output_key(execution_id, attempt, name)
         stored = await asyncio.to_thread(self.ctx.artifacts.put, key, fp)
         await self.ctx.store.uploads.update_one(
             {"execution": execution_id, "attempt": attempt, "name": name},
-            {"$set": {"key": key, "size": stored.size, "sha256": stored.sha256,
-                      "mtime": utcnow()}},
+            {"$set": {"key": key, "size": stored.size, "sha256": stored.sha256, "mtime": utcnow()}},
             upsert=True,
         )
         return {"name": name, "size": stored.size, "sha256": stored.sha256}
 
-    async def register(self, env: Doc, execution_id: str, attempt: int, outputs: Any
-                       ) -> dict[str, Any]:
+    async def register(
+        self, env: Doc, execution_id: str, attempt: int, outputs: Any
+    ) -> dict[str, Any]:
         if not isinstance(outputs, list):
             raise InvalidInput("'outputs' must be a list.")
         execution = await self.agent.fenced(env, execution_id, attempt)
@@ -75,8 +80,10 @@ class OutputService:
                 {"execution": execution_id, "attempt": attempt, "name": name}
             )
             if not upload:
-                raise InvalidInput(f"Output {name!r} was not uploaded by this attempt.",
-                                   hint="PUT it to the URL from outputs/prepare first.")
+                raise InvalidInput(
+                    f"Output {name!r} was not uploaded by this attempt.",
+                    hint="PUT it to the URL from outputs/prepare first.",
+                )
             if item.get("sha256") and item["sha256"] != upload["sha256"]:
                 raise InvalidInput(f"Output {name!r}: sha256 differs from the uploaded bytes.")
             metadata = item.get("metadata") or {}
@@ -88,13 +95,20 @@ class OutputService:
             datums.append(await self._upsert_datum(execution, attempt, name, upload, metadata))
         return {"datums": datums}
 
-    async def _upsert_datum(self, execution: Doc, attempt: int, name: str, upload: Doc,
-                            metadata: dict[str, Any]) -> dict[str, Any]:
+    async def _upsert_datum(
+        self, execution: Doc, attempt: int, name: str, upload: Doc, metadata: dict[str, Any]
+    ) -> dict[str, Any]:
         query = {"output_execution": execution["_id"], "name": name}
         update = {
-            "$set": {"size": upload["size"], "sha256": upload["sha256"], "key": upload["key"],
-                     "uri": self.ctx.artifacts.uri(upload["key"]), "metadata": metadata,
-                     "attempt": attempt, "project": execution["project"]},
+            "$set": {
+                "size": upload["size"],
+                "sha256": upload["sha256"],
+                "key": upload["key"],
+                "uri": self.ctx.artifacts.uri(upload["key"]),
+                "metadata": metadata,
+                "attempt": attempt,
+                "project": execution["project"],
+            },
             "$setOnInsert": {"_id": new_id("d"), "ctime": utcnow()},
         }
         try:
@@ -112,8 +126,9 @@ class OutputService:
             raise NotFound(f"No datum {datum_id!r}.")
         return doc  # type: ignore[no-any-return]
 
-    async def list_datums(self, filters: dict[str, str], limit: int, offset: int
-                          ) -> tuple[list[Doc], int]:
+    async def list_datums(
+        self, filters: dict[str, str], limit: int, offset: int
+    ) -> tuple[list[Doc], int]:
         query: Doc = {}
         if filters.get("output_execution"):
             query["output_execution"] = filters["output_execution"]

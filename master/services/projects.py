@@ -38,8 +38,14 @@ class ProjectService:
                 f"You cannot create projects for {owner!r}.",
                 hint=f"Use owner {user['username']!r} (see ownership_options).",
             )
-        doc = {"_id": new_id("p"), "name": name.strip(), "description": str(description or ""),
-               "owner": user["_id"], "ctime": utcnow(), "yaml_path": "valohai.yaml"}
+        doc = {
+            "_id": new_id("p"),
+            "name": name.strip(),
+            "description": str(description or ""),
+            "owner": user["_id"],
+            "ctime": utcnow(),
+            "yaml_path": "valohai.yaml",
+        }
         try:
             await self.ctx.store.projects.insert_one(doc)
         except DuplicateKeyError:
@@ -57,7 +63,7 @@ class ProjectService:
             raise NotFound(f"No project {project_id!r}.", hint="See `vh project list`.")
         return doc  # type: ignore[no-any-return]
 
-    async def list(self, limit: int, offset: int) -> tuple[list[Doc], int]:
+    async def list_projects(self, limit: int, offset: int) -> tuple[list[Doc], int]:
         count = await self.ctx.store.projects.count_documents({})
         cursor = self.ctx.store.projects.find({}).sort("ctime", 1).skip(offset).limit(limit)
         return [doc async for doc in cursor], count
@@ -66,18 +72,26 @@ class ProjectService:
         owner = await self.ctx.store.users.find_one({"_id": project["owner"]}) or {}
         url = f"{base}/api/v0/projects/{project['_id']}/"
         return {
-            "id": project["_id"], "name": project["name"],
+            "id": project["_id"],
+            "name": project["name"],
             "description": project.get("description", ""),
             "owner": {"id": project["owner"], "username": owner.get("username", "")},
-            "yaml_path": project.get("yaml_path", "valohai.yaml"), "ctime": isoformat(as_dt(project["ctime"])),
-            "url": url, "urls": {"display": f"{base}/p/{project['_id']}/"},
-            "environment_variables": {}, "repository": None,
+            "yaml_path": project.get("yaml_path", "valohai.yaml"),
+            "ctime": isoformat(as_dt(project["ctime"])),
+            "url": url,
+            "urls": {"display": f"{base}/p/{project['_id']}/"},
+            "environment_variables": {},
+            "repository": None,
         }
 
     # --- commits --------------------------------------------------------------------------------
 
     async def import_package(
-        self, project: Doc, data: bytes, description: str = "", yaml_path: str = "",
+        self,
+        project: Doc,
+        data: bytes,
+        description: str = "",
+        yaml_path: str = "",
     ) -> Doc:
         """Validate a code tarball and its valohai.yaml, store it once, and record the commit."""
         yaml_path = yaml_path or project.get("yaml_path") or "valohai.yaml"
@@ -91,11 +105,19 @@ class ProjectService:
         identifier = f"~{sha256}"
         await self.ctx.store.commits.update_one(
             {"project": project["_id"], "identifier": identifier},
-            {"$setOnInsert": {
-                "_id": new_id("c"), "commit_time": utcnow(), "description": description,
-                "yaml_path": yaml_path, "config_text": config_text, "code_key": key,
-                "sha256": sha256, "size": len(data), "adhoc": True,
-            }},
+            {
+                "$setOnInsert": {
+                    "_id": new_id("c"),
+                    "commit_time": utcnow(),
+                    "description": description,
+                    "yaml_path": yaml_path,
+                    "config_text": config_text,
+                    "code_key": key,
+                    "sha256": sha256,
+                    "size": len(data),
+                    "adhoc": True,
+                }
+            },
             upsert=True,
         )
         return await self.get_commit(identifier, project["_id"])
@@ -130,12 +152,18 @@ class ProjectService:
             query["project"] = project_id
         doc = await self.ctx.store.commits.find_one(query) if isinstance(identifier, str) else None
         if not doc:
-            raise NotFound(f"No commit {identifier!r} in this project.",
-                           hint="Upload code with `vh exec run --adhoc` or import-package.")
+            raise NotFound(
+                f"No commit {identifier!r} in this project.",
+                hint="Upload code with `vh exec run --adhoc` or import-package.",
+            )
         return doc  # type: ignore[no-any-return]
 
     async def list_commits(
-        self, project_id: Any, adhoc: bool | None, limit: int, offset: int,
+        self,
+        project_id: Any,
+        adhoc: bool | None,
+        limit: int,
+        offset: int,
     ) -> tuple[list[Doc], int]:
         query: Doc = {}
         if project_id:
@@ -143,22 +171,36 @@ class ProjectService:
         if adhoc is not None:
             query["adhoc"] = adhoc
         count = await self.ctx.store.commits.count_documents(query)
-        cursor = self.ctx.store.commits.find(query).sort("commit_time", -1).skip(offset).limit(limit)
+        cursor = (
+            self.ctx.store.commits.find(query).sort("commit_time", -1).skip(offset).limit(limit)
+        )
         return [doc async for doc in cursor], count
 
     @staticmethod
     def describe_commit(commit: Doc, base: str, include_config: bool = False) -> dict[str, Any]:
         out = {
-            "identifier": commit["identifier"], "ref": commit["identifier"], "adhoc": True,
-            "commit_time": isoformat(as_dt(commit["commit_time"])), "project": commit["project"],
-            "description": commit.get("description", ""), "yaml_path": commit.get("yaml_path"),
+            "identifier": commit["identifier"],
+            "ref": commit["identifier"],
+            "adhoc": True,
+            "commit_time": isoformat(as_dt(commit["commit_time"])),
+            "project": commit["project"],
+            "description": commit.get("description", ""),
+            "yaml_path": commit.get("yaml_path"),
             "url": f"{base}/api/v0/commits/{commit['identifier']}/?project={commit['project']}",
         }
         if include_config:
             out["config_text"] = commit.get("config_text")
         return out
 
-    def commit_page(self, docs: list[Doc], count: int, base: str, path: str,
-                    query: dict[str, Any], limit: int, offset: int) -> dict[str, Any]:
+    def commit_page(
+        self,
+        docs: list[Doc],
+        count: int,
+        base: str,
+        path: str,
+        query: dict[str, Any],
+        limit: int,
+        offset: int,
+    ) -> dict[str, Any]:
         results = [self.describe_commit(d, base) for d in docs]
         return page(results, count, base + path, query, limit, offset)

@@ -33,8 +33,13 @@ def check_password(password: str, stored: str | None) -> bool:
 
 
 def describe_user(user: Doc) -> dict[str, Any]:
-    return {"id": user["_id"], "username": user["username"], "email": user.get("email", ""),
-            "is_admin": bool(user.get("is_admin")), "ctime": isoformat(as_dt(user.get("ctime")))}
+    return {
+        "id": user["_id"],
+        "username": user["username"],
+        "email": user.get("email", ""),
+        "is_admin": bool(user.get("is_admin")),
+        "ctime": isoformat(as_dt(user.get("ctime"))),
+    }
 
 
 class UserService:
@@ -42,7 +47,10 @@ class UserService:
         self.ctx = ctx
 
     async def ensure_user(
-        self, username: str, token: str | None = None, password: str | None = None,
+        self,
+        username: str,
+        token: str | None = None,
+        password: str | None = None,
         is_admin: bool = False,
     ) -> Doc:
         """Create ``username`` if missing; attach ``token`` (hashed) and ``password`` if given."""
@@ -65,7 +73,8 @@ class UserService:
         token = token or new_token()
         await self.ctx.store.tokens.update_one(
             {"hash": hash_token(token)},
-            {"$set": {"user": user_id}, "$setOnInsert": {"ctime": utcnow()}}, upsert=True,
+            {"$set": {"user": user_id}, "$setOnInsert": {"ctime": utcnow()}},
+            upsert=True,
         )
         return token
 

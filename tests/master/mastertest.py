@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import io
 import tarfile
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from jupyter_valohai.models import new_token
 from jupyter_valohai.services import free_port
 from master.config import MasterConfig
 from master.server import Master, create_master
@@ -70,8 +68,9 @@ class MasterClient:
     admin_token: str
     agent_token: str
 
-    async def request(self, method: str, path: str, token: str | None, **kw: Any
-                      ) -> requests.Response:
+    async def request(
+        self, method: str, path: str, token: str | None, **kw: Any
+    ) -> requests.Response:
         headers = kw.pop("headers", {})
         if token:
             headers.setdefault("Authorization", f"Token {token}")
@@ -94,11 +93,15 @@ class MasterClient:
         assert resp.status_code == 201, resp.text
         return resp.json()  # type: ignore[no-any-return]
 
-    async def import_package(self, project_id: str, files: dict[str, str | bytes] | None = None,
-                             ) -> requests.Response:
+    async def import_package(
+        self,
+        project_id: str,
+        files: dict[str, str | bytes] | None = None,
+    ) -> requests.Response:
         data = make_tarball(files or {"valohai.yaml": VALOHAI_YAML, "train.py": "print(1)\n"})
         return await self.api(
-            "POST", f"/api/v0/projects/{project_id}/import-package/",
+            "POST",
+            f"/api/v0/projects/{project_id}/import-package/",
             files={"data": ("data.tgz", data, "application/gzip")},
             data={"description": "test", "yaml_path": "valohai.yaml"},
         )
@@ -109,16 +112,21 @@ class MasterClient:
         assert resp.status_code == 201, resp.text
         return project, resp.json()
 
-    async def submit(self, project_id: str, commit: str, step: str = "train", **body: Any
-                     ) -> dict[str, Any]:
-        resp = await self.api("POST", "/api/v0/executions/",
-                              json={"project": project_id, "commit": commit, "step": step, **body})
+    async def submit(
+        self, project_id: str, commit: str, step: str = "train", **body: Any
+    ) -> dict[str, Any]:
+        resp = await self.api(
+            "POST",
+            "/api/v0/executions/",
+            json={"project": project_id, "commit": commit, "step": step, **body},
+        )
         assert resp.status_code == 201, resp.text
         return resp.json()  # type: ignore[no-any-return]
 
     async def claim(self, wait: float = 0) -> requests.Response:
-        return await self.agent("POST", "/api/agent/claim",
-                                json={"worker": {"id": "w1", "name": "w1"}, "wait": wait})
+        return await self.agent(
+            "POST", "/api/agent/claim", json={"worker": {"id": "w1", "name": "w1"}, "wait": wait}
+        )
 
     async def execution(self, execution_id: str) -> dict[str, Any]:
         resp = await self.api("GET", f"/api/v0/executions/{execution_id}/")

@@ -48,12 +48,15 @@ async def test_input_urls_in_spec(master: MasterClient) -> None:
     assert spec["inputs"]["data"][0]["name"] == "a.csv"
 
 
-async def run_outputs(master: MasterClient, spec: dict[str, Any], files: dict[str, bytes]
-                      ) -> dict[str, Any]:
+async def run_outputs(
+    master: MasterClient, spec: dict[str, Any], files: dict[str, bytes]
+) -> dict[str, Any]:
     eid, attempt = spec["id"], spec["attempt"]
-    prep = await master.agent("POST", f"/api/agent/executions/{eid}/outputs/prepare",
-                              json={"attempt": attempt, "files": [
-                                  {"name": n, "size": len(b)} for n, b in files.items()]})
+    prep = await master.agent(
+        "POST",
+        f"/api/agent/executions/{eid}/outputs/prepare",
+        json={"attempt": attempt, "files": [{"name": n, "size": len(b)} for n, b in files.items()]},
+    )
     assert prep.status_code == 200, prep.text
     outputs = []
     for upload in prep.json()["uploads"]:
@@ -61,10 +64,19 @@ async def run_outputs(master: MasterClient, spec: dict[str, Any], files: dict[st
         put = await master.agent("PUT", upload["url"], data=body)
         assert put.status_code == 201, put.text
         assert put.json()["sha256"] == hashlib.sha256(body).hexdigest()
-        outputs.append({"name": upload["name"], "size": len(body),
-                        "sha256": put.json()["sha256"], "metadata": {"k": 1}})
-    reg = await master.agent("POST", f"/api/agent/executions/{eid}/outputs",
-                             json={"attempt": attempt, "outputs": outputs})
+        outputs.append(
+            {
+                "name": upload["name"],
+                "size": len(body),
+                "sha256": put.json()["sha256"],
+                "metadata": {"k": 1},
+            }
+        )
+    reg = await master.agent(
+        "POST",
+        f"/api/agent/executions/{eid}/outputs",
+        json={"attempt": attempt, "outputs": outputs},
+    )
     assert reg.status_code == 201, reg.text
     return reg.json()  # type: ignore[no-any-return]
 
@@ -75,8 +87,9 @@ async def test_outputs_upload_register_list_download(master: MasterClient) -> No
     first = await run_outputs(master, spec, files)
     again = await run_outputs(master, spec, files)  # registering twice does not duplicate
     assert sorted(d["id"] for d in first["datums"]) == sorted(d["id"] for d in again["datums"])
-    data = (await master.api("GET", "/api/v0/data/",
-                             params={"output_execution": spec["id"]})).json()
+    data = (
+        await master.api("GET", "/api/v0/data/", params={"output_execution": spec["id"]})
+    ).json()
     assert data["count"] == 2
     for datum in data["results"]:
         assert datum["output_execution"]["id"] == spec["id"] and datum["metadata"] == {"k": 1}
@@ -86,36 +99,55 @@ async def test_outputs_upload_register_list_download(master: MasterClient) -> No
         assert datum["sha256"] == hashlib.sha256(files[datum["name"]]).hexdigest()
         agent_copy = await master.agent("GET", f"/api/agent/data/{datum['id']}/download")
         assert agent_copy.content == files[datum["name"]]
-    bad = await master.agent("POST", f"/api/agent/executions/{spec['id']}/outputs",
-                             json={"attempt": spec["attempt"], "outputs": [{"name": "never"}]})
+    bad = await master.agent(
+        "POST",
+        f"/api/agent/executions/{spec['id']}/outputs",
+        json={"attempt": spec["attempt"], "outputs": [{"name": "never"}]},
+    )
     assert bad.status_code == 400
 
 
 async def test_events_live_then_archived_are_the_same(master: MasterClient) -> None:
     spec = await submit_and_claim(master)
     eid, attempt = spec["id"], spec["attempt"]
-    events = [{"stream": "stdout", "message": f"line {i}", "time": "2026-01-01T00:00:00.000000"}
-              for i in range(150)]
-    resp = await master.agent("POST", f"/api/agent/executions/{eid}/events", json={
-        "attempt": attempt, "events": events,
-        "metadata": [{"time": "2026-01-01T00:00:01", "data": {"loss": 0.5}},
-                     {"time": "2026-01-01T00:00:02", "data": {"loss": 0.25}}]})
+    events = [
+        {"stream": "stdout", "message": f"line {i}", "time": "2026-01-01T00:00:00.000000"}
+        for i in range(150)
+    ]
+    resp = await master.agent(
+        "POST",
+        f"/api/agent/executions/{eid}/events",
+        json={
+            "attempt": attempt,
+            "events": events,
+            "metadata": [
+                {"time": "2026-01-01T00:00:01", "data": {"loss": 0.5}},
+                {"time": "2026-01-01T00:00:02", "data": {"loss": 0.25}},
+            ],
+        },
+    )
     assert resp.status_code == 200 and resp.json() == {"stop": False}
-    live = (await master.api("GET", f"/api/v0/executions/{eid}/events/",
-                             params={"limit": 0})).json()
-    some = (await master.api("GET", f"/api/v0/executions/{eid}/events/",
-                             params={"limit": 10})).json()
+    live = (
+        await master.api("GET", f"/api/v0/executions/{eid}/events/", params={"limit": 0})
+    ).json()
+    some = (
+        await master.api("GET", f"/api/v0/executions/{eid}/events/", params={"limit": 10})
+    ).json()
     assert some["truncated"] and len(some["events"]) == 10 and some["total"] == live["total"]
-    done = await master.agent("POST", f"/api/agent/executions/{eid}/status",
-                              json={"attempt": attempt, "status": "complete", "exit_code": 0})
+    done = await master.agent(
+        "POST",
+        f"/api/agent/executions/{eid}/status",
+        json={"attempt": attempt, "status": "complete", "exit_code": 0},
+    )
     assert done.json() == {"status": "complete"}
     ctx = master.master.ctx
     assert await ctx.redis.exists(f"vh:log:{eid}") == 0
     with ctx.artifacts.open(f"logs/{eid}.jsonl.gz") as fp:
         archived_lines = gzip.decompress(fp.read()).decode().splitlines()
     assert len(archived_lines) == live["total"] + 1  # + the "complete" status event
-    archived = (await master.api("GET", f"/api/v0/executions/{eid}/events/",
-                                 params={"limit": 0})).json()
+    archived = (
+        await master.api("GET", f"/api/v0/executions/{eid}/events/", params={"limit": 0})
+    ).json()
     assert archived["events"][: live["total"]] == live["events"]
     assert "complete" in archived["events"][-1]["message"]
     execution = await master.execution(eid)
@@ -131,14 +163,19 @@ async def test_events_live_then_archived_are_the_same(master: MasterClient) -> N
 async def test_event_stream_pushes_live_events(master: MasterClient) -> None:
     spec = await submit_and_claim(master)
     eid, attempt = spec["id"], spec["attempt"]
-    reader = asyncio.create_task(
-        master.api("GET", f"/api/v0/executions/{eid}/events/stream/"))
+    reader = asyncio.create_task(master.api("GET", f"/api/v0/executions/{eid}/events/stream/"))
     await asyncio.sleep(0.3)
     for i in range(3):
-        await master.agent("POST", f"/api/agent/executions/{eid}/events", json={
-            "attempt": attempt, "events": [{"stream": "stderr", "message": f"warn {i}"}]})
-    await master.agent("POST", f"/api/agent/executions/{eid}/status",
-                       json={"attempt": attempt, "status": "error", "exit_code": 1})
+        await master.agent(
+            "POST",
+            f"/api/agent/executions/{eid}/events",
+            json={"attempt": attempt, "events": [{"stream": "stderr", "message": f"warn {i}"}]},
+        )
+    await master.agent(
+        "POST",
+        f"/api/agent/executions/{eid}/status",
+        json={"attempt": attempt, "status": "error", "exit_code": 1},
+    )
     stream = await asyncio.wait_for(reader, 20)
     assert "warn 2" in stream.text and '"status": "error"' in stream.text
 
@@ -146,20 +183,26 @@ async def test_event_stream_pushes_live_events(master: MasterClient) -> None:
 async def test_stop_started_via_heartbeat(master: MasterClient) -> None:
     spec = await submit_and_claim(master)
     eid, attempt = spec["id"], spec["attempt"]
-    hb = await master.agent("POST", f"/api/agent/executions/{eid}/heartbeat",
-                            json={"attempt": attempt})
+    hb = await master.agent(
+        "POST", f"/api/agent/executions/{eid}/heartbeat", json={"attempt": attempt}
+    )
     assert hb.json()["stop"] is False
     stop = await master.api("POST", f"/api/v0/executions/{eid}/stop/")
     assert stop.status_code == 200
     assert (await master.execution(eid))["status"] == "stopping"
-    hb = await master.agent("POST", f"/api/agent/executions/{eid}/heartbeat",
-                            json={"attempt": attempt})
+    hb = await master.agent(
+        "POST", f"/api/agent/executions/{eid}/heartbeat", json={"attempt": attempt}
+    )
     assert hb.json()["stop"] is True
-    ev = await master.agent("POST", f"/api/agent/executions/{eid}/events",
-                            json={"attempt": attempt, "events": []})
+    ev = await master.agent(
+        "POST", f"/api/agent/executions/{eid}/events", json={"attempt": attempt, "events": []}
+    )
     assert ev.json()["stop"] is True
-    final = await master.agent("POST", f"/api/agent/executions/{eid}/status",
-                               json={"attempt": attempt, "status": "stopped"})
+    final = await master.agent(
+        "POST",
+        f"/api/agent/executions/{eid}/status",
+        json={"attempt": attempt, "status": "stopped"},
+    )
     assert final.status_code == 200
     assert (await master.execution(eid))["status"] == "stopped"
 
@@ -167,18 +210,30 @@ async def test_stop_started_via_heartbeat(master: MasterClient) -> None:
 async def test_stale_attempt_is_fenced(master: MasterClient) -> None:
     spec = await submit_and_claim(master)
     eid, attempt = spec["id"], spec["attempt"]
-    prep = await master.agent("POST", f"/api/agent/executions/{eid}/outputs/prepare",
-                              json={"attempt": attempt, "files": [{"name": "x", "size": 1}]})
+    prep = await master.agent(
+        "POST",
+        f"/api/agent/executions/{eid}/outputs/prepare",
+        json={"attempt": attempt, "files": [{"name": "x", "size": 1}]},
+    )
     upload_url = prep.json()["uploads"][0]["url"]
     stale = attempt + 5
     calls = [
         ("POST", f"/api/agent/executions/{eid}/heartbeat", {"attempt": stale}),
-        ("POST", f"/api/agent/executions/{eid}/events",
-         {"attempt": stale, "events": [{"stream": "stdout", "message": "zombie"}]}),
-        ("POST", f"/api/agent/executions/{eid}/outputs/prepare",
-         {"attempt": stale, "files": [{"name": "x", "size": 1}]}),
-        ("POST", f"/api/agent/executions/{eid}/outputs",
-         {"attempt": stale, "outputs": [{"name": "x", "size": 1, "sha256": "0" * 64}]}),
+        (
+            "POST",
+            f"/api/agent/executions/{eid}/events",
+            {"attempt": stale, "events": [{"stream": "stdout", "message": "zombie"}]},
+        ),
+        (
+            "POST",
+            f"/api/agent/executions/{eid}/outputs/prepare",
+            {"attempt": stale, "files": [{"name": "x", "size": 1}]},
+        ),
+        (
+            "POST",
+            f"/api/agent/executions/{eid}/outputs",
+            {"attempt": stale, "outputs": [{"name": "x", "size": 1, "sha256": "0" * 64}]},
+        ),
         ("POST", f"/api/agent/executions/{eid}/status", {"attempt": stale, "status": "complete"}),
     ]
     for method, path, body in calls:
@@ -203,8 +258,9 @@ async def test_reaper_requeues_then_crashes(master: MasterClient) -> None:
     eid = spec["id"]
     execution = await wait_status(master, eid, {"queued", "crashed"})
     assert execution["status"] == "queued" and execution["attempt"] == 1
-    stale = await master.agent("POST", f"/api/agent/executions/{eid}/status",
-                               json={"attempt": 1, "status": "complete"})
+    stale = await master.agent(
+        "POST", f"/api/agent/executions/{eid}/status", json={"attempt": 1, "status": "complete"}
+    )
     assert stale.status_code == 409
     second = await master.claim(wait=5)
     assert second.status_code == 200 and second.json()["attempt"] == 2
@@ -216,7 +272,8 @@ async def test_reaper_requeues_then_crashes(master: MasterClient) -> None:
 
 
 async def test_reaper_finishes_a_stopping_execution_whose_agent_vanished(
-        master: MasterClient) -> None:
+    master: MasterClient,
+) -> None:
     master.master.ctx.config.lease_seconds = 0.5
     spec = await submit_and_claim(master)
     await master.api("POST", f"/api/v0/executions/{spec['id']}/stop/")
@@ -224,8 +281,9 @@ async def test_reaper_finishes_a_stopping_execution_whose_agent_vanished(
     assert execution["status"] == "stopped"
 
 
-async def wait_status(master: MasterClient, eid: str, statuses: set[str], timeout: float = 20
-                      ) -> dict[str, Any]:
+async def wait_status(
+    master: MasterClient, eid: str, statuses: set[str], timeout: float = 20
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         execution = await master.execution(eid)
@@ -234,8 +292,9 @@ async def wait_status(master: MasterClient, eid: str, statuses: set[str], timeou
         await asyncio.sleep(0.1)
 
 
-async def test_restart_reconciles_queue_from_mongo(master: MasterClient,
-                                                   master_config: MasterConfig) -> None:
+async def test_restart_reconciles_queue_from_mongo(
+    master: MasterClient, master_config: MasterConfig
+) -> None:
     project, commit = await master.setup_commit()
     execution = await master.submit(project["id"], commit["identifier"])
     await master.master.stop()
@@ -244,8 +303,9 @@ async def test_restart_reconciles_queue_from_mongo(master: MasterClient,
     client.close()
     restarted, port = await start_master(master_config)
     try:
-        fresh = MasterClient(restarted, f"http://127.0.0.1:{port}", master.admin_token,
-                             master.agent_token)
+        fresh = MasterClient(
+            restarted, f"http://127.0.0.1:{port}", master.admin_token, master.agent_token
+        )
         claim = await fresh.claim(wait=2)
         assert claim.status_code == 200 and claim.json()["id"] == execution["id"]
     finally:

@@ -20,8 +20,9 @@ async def test_every_route_needs_a_token(master: MasterClient) -> None:
         path = re.sub(r"\{[^}]+\}", "x", route.path)
         for method in route.ops:
             for token in (None, "wrong-token"):
-                resp = await master.request(method.upper(), path, token,
-                                            data=b"{}" if method != "get" else None)
+                resp = await master.request(
+                    method.upper(), path, token, data=b"{}" if method != "get" else None
+                )
                 assert resp.status_code == 401, (method, path, resp.text)
                 assert resp.json()["code"] == "not_authenticated"
                 checked += 1
@@ -46,8 +47,12 @@ async def test_tokens_are_stored_hashed(master: MasterClient) -> None:
 async def test_unknown_route_and_malformed_json(master: MasterClient) -> None:
     resp = await master.api("GET", "/api/v0/nothing-here/")
     assert resp.status_code == 404 and resp.json()["message"]
-    resp = await master.api("POST", "/api/v0/executions/", data=b"{not json",
-                            headers={"Content-Type": "application/json"})
+    resp = await master.api(
+        "POST",
+        "/api/v0/executions/",
+        data=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
     assert resp.status_code == 400 and "JSON" in resp.json()["message"]
 
 
@@ -59,11 +64,16 @@ async def test_get_token_with_password(master_config, mongo_url) -> None:  # typ
     running, port = await start_master(master_config)
     try:
         client = Client(running, f"http://127.0.0.1:{port}", "", "")
-        bad = await client.request("POST", "/api/v0/get-token/", None,
-                                   data={"username": "admin", "password": "nope"})
+        bad = await client.request(
+            "POST", "/api/v0/get-token/", None, data={"username": "admin", "password": "nope"}
+        )
         assert bad.status_code == 401
-        good = await client.request("POST", "/api/v0/get-token/", None,
-                                    data={"username": "admin", "password": "s3cret pass"})
+        good = await client.request(
+            "POST",
+            "/api/v0/get-token/",
+            None,
+            data={"username": "admin", "password": "s3cret pass"},
+        )
         assert good.status_code == 200, good.text
         me = await client.request("GET", "/api/v0/users/me/", good.json()["token"])
         assert me.json()["username"] == "admin"
@@ -92,8 +102,9 @@ async def test_projects_create_list_get(master: MasterClient) -> None:
 
 
 async def test_environments_and_openapi(master: MasterClient) -> None:
-    envs = (await master.api("GET", "/api/v0/environments/",
-                             params={"include": "unfinished_job_count"})).json()["results"]
+    envs = (
+        await master.api("GET", "/api/v0/environments/", params={"include": "unfinished_job_count"})
+    ).json()["results"]
     assert [e["slug"] for e in envs] == ["local"]
     assert envs[0]["unfinished_job_count"] == 0 and envs[0]["per_user_queue_quota"] == 0
     spec = (await master.request("GET", "/api/v0/openapi.json", None)).json()
@@ -103,8 +114,7 @@ async def test_environments_and_openapi(master: MasterClient) -> None:
 
 
 @pytest.mark.parametrize("kind", ["garbage", "unsafe", "bad_yaml", "no_yaml"])
-async def test_bad_packages_are_refused_and_nothing_stored(master: MasterClient, kind: str
-                                                           ) -> None:
+async def test_bad_packages_are_refused_and_nothing_stored(master: MasterClient, kind: str) -> None:
     import io
     import tarfile
 
@@ -128,8 +138,11 @@ async def test_bad_packages_are_refused_and_nothing_stored(master: MasterClient,
         data = make_tarball({"valohai.yaml": "- step:\n    name: [unclosed\n"})
     else:
         data = make_tarball({"train.py": "print(1)\n"})
-    resp = await master.api("POST", f"/api/v0/projects/{project['id']}/import-package/",
-                            files={"data": ("data.tgz", data, "application/gzip")})
+    resp = await master.api(
+        "POST",
+        f"/api/v0/projects/{project['id']}/import-package/",
+        files={"data": ("data.tgz", data, "application/gzip")},
+    )
     assert resp.status_code == 400, resp.text
     assert resp.json()["message"]
     assert await master.master.ctx.store.commits.count_documents({}) == 0
@@ -137,7 +150,8 @@ async def test_bad_packages_are_refused_and_nothing_stored(master: MasterClient,
     import os
 
     assert not os.path.exists(os.path.join(root, "code")) or not os.listdir(
-        os.path.join(root, "code"))
+        os.path.join(root, "code")
+    )
 
 
 async def test_same_package_twice_is_stored_once(master: MasterClient) -> None:
@@ -153,13 +167,15 @@ async def test_same_package_twice_is_stored_once(master: MasterClient) -> None:
     root = master.master.ctx.artifacts.root  # type: ignore[attr-defined]
     assert os.listdir(os.path.join(root, "code")) == [identifier[1:] + ".tgz"]
     assert await master.master.ctx.store.commits.count_documents({}) == 1
-    got = await master.api("GET", f"/api/v0/commits/{identifier}/",
-                           params={"project": project["id"]})
+    got = await master.api(
+        "GET", f"/api/v0/commits/{identifier}/", params={"project": project["id"]}
+    )
     assert got.status_code == 200 and got.json()["adhoc"]
     missing = await master.api("GET", "/api/v0/commits/~nope/", params={"project": project["id"]})
     assert missing.status_code == 404
     listing = await master.api("GET", f"/api/v0/projects/{project['id']}/commits/")
     assert listing.json()["count"] == 1
-    listing = await master.api("GET", "/api/v0/commits/",
-                               params={"project": project["id"], "adhoc": "false"})
+    listing = await master.api(
+        "GET", "/api/v0/commits/", params={"project": project["id"], "adhoc": "false"}
+    )
     assert listing.json()["count"] == 0

@@ -14,8 +14,12 @@ from master.queue import queue_key
 async def test_create_execution_shape(master: MasterClient) -> None:
     project, commit = await master.setup_commit()
     execution = await master.submit(
-        project["id"], commit["identifier"], parameters={"epochs": 5}, title="first",
-        tags=["a"], environment_variables={"FOO": "bar"},
+        project["id"],
+        commit["identifier"],
+        parameters={"epochs": 5},
+        title="first",
+        tags=["a"],
+        environment_variables={"FOO": "bar"},
         inputs={"data": ["https://example.com/a.csv"]},
     )
     assert execution["counter"] == 1 and execution["status"] == "queued"
@@ -29,8 +33,9 @@ async def test_create_execution_shape(master: MasterClient) -> None:
     assert execution["creator"]["username"] == "admin" and execution["attempt"] == 0
     by_counter = await master.api("GET", f"/api/v0/executions/{project['id']}:1/")
     assert by_counter.json()["id"] == execution["id"]
-    latest = await master.api("GET", f"/api/v0/executions/{project['id']}:latest/",
-                              params={"exclude": "metadata,events"})
+    latest = await master.api(
+        "GET", f"/api/v0/executions/{project['id']}:latest/", params={"exclude": "metadata,events"}
+    )
     assert latest.json()["id"] == execution["id"] and "metadata" not in latest.json()
     second = await master.submit(project["id"], commit["identifier"], environment="local")
     assert second["counter"] == 2
@@ -63,8 +68,9 @@ BAD: list[tuple[str, Any, int]] = [
 
 
 @pytest.mark.parametrize(("label", "override", "status"), BAD, ids=[b[0] for b in BAD])
-async def test_bad_requests_store_nothing(master: MasterClient, label: str, override: Any,
-                                          status: int) -> None:
+async def test_bad_requests_store_nothing(
+    master: MasterClient, label: str, override: Any, status: int
+) -> None:
     project, commit = await master.setup_commit()
     body = {"project": project["id"], "commit": commit["identifier"], "step": "train"}
     body.update(override)
@@ -77,8 +83,9 @@ async def test_bad_requests_store_nothing(master: MasterClient, label: str, over
 async def test_malformed_json_stores_nothing(master: MasterClient) -> None:
     await master.setup_commit()
     for raw in (b"{", b"[1, 2]", b'"text"'):
-        resp = await master.api("POST", "/api/v0/executions/", data=raw,
-                                headers={"Content-Type": "application/json"})
+        resp = await master.api(
+            "POST", "/api/v0/executions/", data=raw, headers={"Content-Type": "application/json"}
+        )
         assert resp.status_code == 400, resp.text
     await assert_nothing_stored(master)
 
@@ -100,14 +107,17 @@ async def test_list_filters_and_pagination(master: MasterClient) -> None:
     page = (await master.api("GET", "/api/v0/executions/", params=params)).json()
     assert page["count"] == 3 and [e["counter"] for e in page["results"]] == [3, 2]
     assert page["next"]
-    started = (await master.api("GET", "/api/v0/executions/",
-                                params={"status": "started"})).json()
+    started = (await master.api("GET", "/api/v0/executions/", params={"status": "started"})).json()
     assert [e["counter"] for e in started["results"]] == [1]
-    incomplete = (await master.api("GET", "/api/v0/executions/",
-                                   params={"status": "incomplete"})).json()
+    incomplete = (
+        await master.api("GET", "/api/v0/executions/", params={"status": "incomplete"})
+    ).json()
     assert incomplete["count"] == 3
-    some = (await master.api("GET", "/api/v0/executions/",
-                             params={"counter": ["1", "3"], "project": project["id"]})).json()
+    some = (
+        await master.api(
+            "GET", "/api/v0/executions/", params={"counter": ["1", "3"], "project": project["id"]}
+        )
+    ).json()
     assert sorted(e["counter"] for e in some["results"]) == [1, 3]
     deleted = (await master.api("GET", "/api/v0/executions/", params={"deleted": "true"})).json()
     assert deleted["count"] == 0
