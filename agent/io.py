@@ -195,7 +195,10 @@ def _read_json(path: str) -> Any:
 def _hash_regular(path: str) -> tuple[int, str] | None:
     """Size and SHA-256 of ``path`` if it is a regular file (opened without following links)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        # No following links, and no blocking on a FIFO swapped in after the check.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     with os.fdopen(fd, "rb") as f:

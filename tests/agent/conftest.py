@@ -74,14 +74,14 @@ def peer() -> Iterator[Peer]:
             body = self.rfile.read(length) if length else b""
             req = Request(self.command, self.path, dict(self.headers), body, time.monotonic())
             status, data, ctype = state.answer(req)
+            with state.arrived:  # recorded before the client sees the answer
+                state.requests.append(req)
+                state.arrived.notify_all()
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
-            with state.arrived:
-                state.requests.append(req)
-                state.arrived.notify_all()
 
         do_GET = do_POST = do_PUT = _handle
 
