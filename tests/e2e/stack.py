@@ -106,6 +106,15 @@ class Stack:
                     proc.kill()
                     proc.wait(5)
 
+    def events(self, execution_id: str) -> list[dict]:
+        path = f"/api/v0/executions/{execution_id}/events/"
+        return list(self.api("GET", path, params={"limit": 0}).json()["events"])
+
+    def explain(self, execution_id: str) -> str:
+        """The execution's own log and the processes' logs, for an assertion message."""
+        lines = [f"{e['stream']}: {e['message']}" for e in self.events(execution_id)]
+        return "\n".join(["==== execution events", *lines[-60:], self.logs()])
+
     def logs(self) -> str:
         out = []
         for name in sorted(os.listdir(os.path.join(self.root, "logs"))):
@@ -133,7 +142,7 @@ class Stack:
                 return data
             if time.monotonic() > deadline:
                 status = data["status"]
-                raise AssertionError(f"{execution_id} still {status} after {timeout}s\n{self.logs()}")
+                raise AssertionError(f"{execution_id} still {status}\n{self.explain(execution_id)}")
             time.sleep(0.1)
 
     def create_project(self, name: str = "demo") -> dict:

@@ -76,13 +76,13 @@ def test_valohai_utils_finds_parameters_inputs_outputs(stack: Stack, data_server
     commit = stack.import_package(
         project["id"],
         {
-            "valohai.yaml": UTILS_YAML.format(dataset_url=data_server),
+            "valohai.yaml": UTILS_YAML.replace("{dataset_url}", data_server),
             "use_utils.py": USE_UTILS,
         },
     )
     execution = stack.submit(project["id"], commit["identifier"], "utils", parameters={"rate": 0.5})
     final = stack.wait_status(execution["id"])
-    assert final["status"] == "complete", stack.logs()
+    assert final["status"] == "complete", stack.explain(execution["id"])
 
     events = stack.api(
         "GET", f"/api/v0/executions/{execution['id']}/events/", params={"limit": 0}

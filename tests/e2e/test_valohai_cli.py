@@ -64,6 +64,7 @@ def vh(tmp_path, stack: Stack):
     (project_dir / "valohai.yaml").write_text(VALOHAI_YAML)
     (project_dir / "train.py").write_text(TRAIN_PY)
     env = dict(os.environ)
+    (tmp_path / "vh-config").mkdir()
     env["VALOHAI_CONFIG_DIR"] = str(tmp_path / "vh-config")
     env["VALOHAI_PROJECT_DIR"] = str(project_dir)
     exe = os.path.join(os.path.dirname(sys.executable), "vh")
@@ -79,8 +80,9 @@ def vh(tmp_path, stack: Stack):
             stdin=subprocess.DEVNULL,
         )
         if check and proc.returncode != 0:
+            shown = " ".join("<token>" if a == stack.admin_token else a for a in args)
             raise AssertionError(
-                f"vh {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\n"
+                f"vh {shown} exited {proc.returncode}\nstdout:\n{proc.stdout}\n"
                 f"stderr:\n{proc.stderr}\n{stack.logs()}"
             )
         return proc
@@ -94,7 +96,7 @@ def vh(tmp_path, stack: Stack):
 def test_adhoc_run_logs_outputs(vh, stack: Stack, tmp_path) -> None:
     stack.start_agent()
     out = vh("exec", "run", "--adhoc", "train", "--epochs=3", "--message=bonjour")
-    assert "Execution #1 created" in out.stdout, out.stdout
+    assert "Execution #1 created" in out.stdout + out.stderr, out.stdout + out.stderr
 
     logs = vh("exec", "logs", "--stream", "1", timeout=180)
     assert "epoch 2 says bonjour" in logs.stdout, logs.stdout + logs.stderr
@@ -120,7 +122,7 @@ def test_adhoc_run_logs_outputs(vh, stack: Stack, tmp_path) -> None:
 def test_adhoc_same_code_is_uploaded_once(vh, stack: Stack) -> None:
     vh("exec", "run", "--adhoc", "train")
     second = vh("exec", "run", "--adhoc", "train", "--epochs=1")
-    assert "already uploaded" in second.stdout, second.stdout
+    assert "already uploaded" in second.stdout + second.stderr, second.stderr
     listing = stack.api("GET", "/api/v0/executions/", params={"limit": 10}).json()
     assert listing["count"] == 2
     commits = {e["commit"]["identifier"] for e in listing["results"]}
