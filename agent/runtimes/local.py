@@ -3,7 +3,8 @@
 Commands run in ``/bin/sh -e -c`` from the repository directory, in a session of their own so that
 a stop reaches every process they started: SIGTERM to the process group, SIGKILL after
 ``stop_grace_seconds``. The time limit is enforced the same way. A notebook step then runs papermill
-(``python -m papermill``) in a second subprocess; the executed notebook lands in ``outputs/``.
+(``python -m papermill``) in a second subprocess; the executed notebook lands in ``outputs/`` and
+cell output reaches the log as it is printed.
 Whatever is left of the process group when the run ends is killed.
 """
 
@@ -49,7 +50,9 @@ def papermill_argv(job: Job) -> list[str]:
         os.path.join(job.outputs, posixpath.basename(notebook.replace(os.sep, "/"))),
         "-f", os.path.join(job.config, "parameters.json"),
         "--cwd", job.repository,
-        "--log-output", "--no-progress-bar",
+        # Cell output goes to our own stdout/stderr as it is printed (not through papermill's
+        # logger, which would put it all on stderr): a JSON line printed in a cell is metadata.
+        "--stdout-file", "-", "--stderr-file", "/dev/stderr", "--no-progress-bar",
     ]
 
 
