@@ -65,9 +65,9 @@ class AgentApp(Application):
         "~/.cache/jupyter-valohai/agent)."
     ).tag(config=True)
     # Application.name is the program's name (config file, logger), so the agent's is agent_name.
-    agent_name = Unicode(
-        help="Name this agent reports to the master (default: hostname-pid)."
-    ).tag(config=True)
+    agent_name = Unicode(help="Name this agent reports to the master (default: hostname-pid).").tag(
+        config=True
+    )
     runtime_class = Type(
         default_value="agent.runtimes.local.LocalRuntime",
         klass=Runtime,
@@ -122,7 +122,7 @@ class AgentApp(Application):
         # Module loggers (agent.client, agent.io, ...) share the app's handlers and level.
         package_log = logging.getLogger("agent")
         package_log.handlers = list(self.log.handlers)
-        package_log.setLevel(self.log_level)
+        package_log.setLevel(self.log.getEffectiveLevel())
         package_log.propagate = False
 
         token = self.read_token()
@@ -131,11 +131,18 @@ class AgentApp(Application):
             self.exit(2)
         os.makedirs(self.work_dir, exist_ok=True)
         client = AgentClient(self.master_url, token)
-        runtime = self.runtime_class(parent=self, stop_grace_seconds=self.stop_grace_seconds)
+        runtime_class: type[Runtime] = self.runtime_class  # type: ignore[assignment]
+        runtime = runtime_class(parent=self, stop_grace_seconds=self.stop_grace_seconds)
         loop = AgentLoop(
-            parent=self, client=client, runtime=runtime, work_dir=self.work_dir, name=self.agent_name,
-            claim_wait=self.claim_wait, log_flush_interval=self.log_flush_interval,
-            log_batch_bytes=self.log_batch_bytes, keep_work_dirs=self.keep_work_dirs,
+            parent=self,
+            client=client,
+            runtime=runtime,
+            work_dir=self.work_dir,
+            name=self.agent_name,
+            claim_wait=self.claim_wait,
+            log_flush_interval=self.log_flush_interval,
+            log_batch_bytes=self.log_batch_bytes,
+            keep_work_dirs=self.keep_work_dirs,
         )
 
         def on_signal(signum: int, frame: Any) -> None:
@@ -145,8 +152,11 @@ class AgentApp(Application):
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         self.log.info(
-            "Agent %s (%s runtime) serving %s; work dir %s", self.agent_name,
-            self.runtime_class.__name__, self.master_url, self.work_dir,
+            "Agent %s (%s runtime) serving %s; work dir %s",
+            self.agent_name,
+            runtime_class.__name__,
+            self.master_url,
+            self.work_dir,
         )
         try:
             code = loop.run(once=self.once)

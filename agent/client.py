@@ -1,4 +1,4 @@
-"""The agent's side of the master protocol (``docs/agent-protocol.md``), over HTTP with ``requests``.
+"""The agent's side of the master protocol (``docs/agent-protocol.md``), over HTTP.
 
 Every call about a running execution carries its ``attempt``; a ``409`` answer raises
 :class:`~jupyter_valohai.errors.StaleAttempt` and the caller abandons the attempt. Idempotent calls
@@ -116,7 +116,7 @@ class AgentClient:
         delay = 0.2
         for n in range(attempts):
             last = n == attempts - 1
-            rewind: Callable[[], Any] | None = getattr(kw.get("data"), "seek", None)
+            rewind: Callable[[int], Any] | None = getattr(kw.get("data"), "seek", None)
             if rewind is not None and n:
                 rewind(0)
             try:
@@ -149,7 +149,10 @@ class AgentClient:
     def claim(self, worker: Json, wait: float) -> Json | None:
         """Long-poll for an execution; return its spec, or ``None`` when nothing arrived."""
         resp = self.request(
-            "POST", "/api/agent/claim", retries=0, timeout=wait + 15,
+            "POST",
+            "/api/agent/claim",
+            retries=0,
+            timeout=wait + 15,
             json={"worker": worker, "wait": wait},
         )
         if resp.status_code == 204 or not resp.content:
@@ -158,7 +161,9 @@ class AgentClient:
 
     def heartbeat(self, execution_id: str, attempt: int) -> Json:
         return self._json(
-            "POST", f"/api/agent/executions/{execution_id}/heartbeat", {"attempt": attempt},
+            "POST",
+            f"/api/agent/executions/{execution_id}/heartbeat",
+            {"attempt": attempt},
             retries=1,
         )
 
@@ -167,7 +172,8 @@ class AgentClient:
     ) -> Json:
         # Retried: a log line shown twice after a master hiccup beats a lost one.
         return self._json(
-            "POST", f"/api/agent/executions/{execution_id}/events",
+            "POST",
+            f"/api/agent/executions/{execution_id}/events",
             {"attempt": attempt, "events": events, "metadata": metadata},
         )
 
@@ -191,11 +197,10 @@ class AgentClient:
     def download_datum(self, datum_id: str, dest: str) -> tuple[int, str]:
         return self.download(f"/api/agent/data/{datum_id}/download", dest)
 
-    def prepare_outputs(
-        self, execution_id: str, attempt: int, files: list[Json]
-    ) -> list[Json]:
+    def prepare_outputs(self, execution_id: str, attempt: int, files: list[Json]) -> list[Json]:
         data = self._json(
-            "POST", f"/api/agent/executions/{execution_id}/outputs/prepare",
+            "POST",
+            f"/api/agent/executions/{execution_id}/outputs/prepare",
             {"attempt": attempt, "files": files},
         )
         return list(data.get("uploads", []))
@@ -206,7 +211,10 @@ class AgentClient:
         headers.setdefault("Content-Length", str(os.path.getsize(path)))
         with open(path, "rb") as f:
             resp = self.request(
-                upload.get("method", "PUT"), upload["url"], data=f, headers=headers,
+                upload.get("method", "PUT"),
+                upload["url"],
+                data=f,
+                headers=headers,
                 timeout=max(self.timeout, 300),
             )
         try:
@@ -214,11 +222,10 @@ class AgentClient:
         except ValueError:  # S3 answers PUT with an empty (or XML) body
             return {}
 
-    def register_outputs(
-        self, execution_id: str, attempt: int, outputs: list[Json]
-    ) -> list[Json]:
+    def register_outputs(self, execution_id: str, attempt: int, outputs: list[Json]) -> list[Json]:
         data = self._json(
-            "POST", f"/api/agent/executions/{execution_id}/outputs",
+            "POST",
+            f"/api/agent/executions/{execution_id}/outputs",
             {"attempt": attempt, "outputs": outputs},
         )
         return list(data.get("datums", []))
@@ -227,6 +234,7 @@ class AgentClient:
         self, execution_id: str, attempt: int, status: str, exit_code: int | None, message: str
     ) -> Json:
         return self._json(
-            "POST", f"/api/agent/executions/{execution_id}/status",
+            "POST",
+            f"/api/agent/executions/{execution_id}/status",
             {"attempt": attempt, "status": status, "exit_code": exit_code, "message": message},
         )

@@ -79,15 +79,17 @@ def execution_env(spec: Json, layout: Layout, base: dict[str, str] | None = None
     """Return the environment of the execution's processes."""
     env = {k: v for k, v in (os.environ if base is None else base).items() if k not in PRIVATE_ENV}
     env.update({str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()})
-    env.update({
-        "VH_JOB_ID": str(spec["id"]),
-        "VH_EXECUTION_ID": str(spec["id"]),
-        "VH_REPOSITORY_DIR": layout.repository,
-        "VH_INPUTS_DIR": layout.inputs,
-        "VH_OUTPUTS_DIR": layout.outputs,
-        "VH_CONFIG_DIR": layout.config,
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "VH_JOB_ID": str(spec["id"]),
+            "VH_EXECUTION_ID": str(spec["id"]),
+            "VH_REPOSITORY_DIR": layout.repository,
+            "VH_INPUTS_DIR": layout.inputs,
+            "VH_OUTPUTS_DIR": layout.outputs,
+            "VH_CONFIG_DIR": layout.config,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -117,7 +119,7 @@ def _file_name(entry: Json, url: str) -> str:
 def _source_url(entry: Json) -> str:
     url = str(entry.get("url") or "")
     if url.startswith("datum://"):
-        return f"/api/agent/data/{url[len('datum://'):]}/download"
+        return f"/api/agent/data/{url[len('datum://') :]}/download"
     if not url and entry.get("datum_id"):
         return f"/api/agent/data/{entry['datum_id']}/download"
     if not url:
@@ -154,11 +156,16 @@ def fetch_inputs(client: AgentClient, spec: Json, layout: Layout) -> Json:
                     f"Input {input_name!r} file {name!r} has SHA-256 {sha256}, "
                     f"expected {entry['sha256']}."
                 )
-            files.append({
-                "name": name, "path": path, "uri": entry.get("uri") or entry.get("url"),
-                "size": size, "checksums": {"sha256": sha256},
-                "datum_id": entry.get("datum_id"),
-            })
+            files.append(
+                {
+                    "name": name,
+                    "path": path,
+                    "uri": entry.get("uri") or entry.get("url"),
+                    "size": size,
+                    "checksums": {"sha256": sha256},
+                    "datum_id": entry.get("datum_id"),
+                }
+            )
         config[str(input_name)] = {"files": files}
     return config
 
@@ -271,9 +278,17 @@ def upload_outputs(
             continue
         answer = client.put(upload, output.path)
         if answer.get("sha256") and answer["sha256"] != output.sha256:
-            log.warning("Upload of %r: master saw SHA-256 %s, we sent %s",
-                        output.name, answer["sha256"], output.sha256)
-    return client.register_outputs(execution_id, attempt, [
-        {"name": f.name, "size": f.size, "sha256": f.sha256, "metadata": f.metadata}
-        for f in files
-    ])
+            log.warning(
+                "Upload of %r: master saw SHA-256 %s, we sent %s",
+                output.name,
+                answer["sha256"],
+                output.sha256,
+            )
+    return client.register_outputs(
+        execution_id,
+        attempt,
+        [
+            {"name": f.name, "size": f.size, "sha256": f.sha256, "metadata": f.metadata}
+            for f in files
+        ],
+    )

@@ -79,7 +79,7 @@ class LogShipper:
                 self._queue.put((stream, piece, now))
 
     def pump(self, stream: str, pipe: IO[bytes]) -> None:
-        """Read ``pipe`` line by line until it closes, queueing each line (runs in its own thread)."""
+        """Queue ``pipe``'s lines until it closes (runs in a reader thread of its own)."""
         import codecs
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -116,8 +116,10 @@ class LogShipper:
             while size < self.batch_bytes:
                 remaining = deadline - time.monotonic()
                 try:
-                    item = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else (
-                        self._queue.get_nowait()
+                    item = (
+                        self._queue.get(timeout=max(remaining, 0))
+                        if remaining > 0
+                        else (self._queue.get_nowait())
                     )
                 except queue.Empty:
                     break

@@ -36,7 +36,7 @@ class AgentLoop(LoggingConfigurable):
     """Claim -> run -> report, holding one runtime and one protocol client."""
 
     client = Instance(AgentClient)
-    runtime = Instance(Runtime)
+    runtime = Instance(Runtime)  # type: ignore[type-abstract]
     work_dir = Unicode(help="Directory under which each execution gets its own directory.")
     name = Unicode(help="This agent's name, shown by the master.")
     claim_wait = Float(25.0, help="Seconds a claim long-polls the master.")
@@ -105,20 +105,27 @@ class AgentLoop(LoggingConfigurable):
         self.log.info("Claimed execution %s attempt %d", eid, attempt)
         layout = io.Layout.create(self.work_dir, eid)
         job = Job(
-            spec=spec, repository=layout.repository, inputs=layout.inputs,
-            outputs=layout.outputs, config=layout.config,
-            env=io.execution_env(spec, layout), emit=lambda s, m: None,
+            spec=spec,
+            repository=layout.repository,
+            inputs=layout.inputs,
+            outputs=layout.outputs,
+            config=layout.config,
+            env=io.execution_env(spec, layout),
+            emit=lambda s, m: None,
         )
         shipper = LogShipper(
             lambda events, metadata: self.client.events(eid, attempt, events, metadata),
-            flush_interval=self.log_flush_interval, batch_bytes=self.log_batch_bytes,
+            flush_interval=self.log_flush_interval,
+            batch_bytes=self.log_batch_bytes,
             on_stop=lambda: self.runtime.stop(job, STOP_REQUESTED),
-            on_stale=lambda: (stale.set(), self.runtime.stop(job, ABANDON)),
+            on_stale=lambda: self._abandon(job, stale),
         ).start()
         job.emit, job.pump = shipper.write, shipper.pump
         done, stale = threading.Event(), threading.Event()
         heartbeat = threading.Thread(
-            target=self._heartbeat, args=(job, attempt, done, stale), name="heartbeat",
+            target=self._heartbeat,
+            args=(job, attempt, done, stale),
+            name="heartbeat",
             daemon=True,
         )
         self._job = job
@@ -176,8 +183,13 @@ class AgentLoop(LoggingConfigurable):
         if stale.is_set():
             raise StaleAttempt("abandoned while uploading outputs")
         self.client.status(job.id, attempt, result.status, result.exit_code, result.message)
-        self.log.info("Execution %s attempt %d: %s %s", job.id, attempt, result.status,
-                      result.message)
+        self.log.info(
+            "Execution %s attempt %d: %s %s", job.id, attempt, result.status, result.message
+        )
+
+    def _abandon(self, job: Job, stale: threading.Event) -> None:
+        stale.set()
+        self.runtime.stop(job, ABANDON)
 
     def _heartbeat(
         self, job: Job, attempt: int, done: threading.Event, stale: threading.Event
@@ -187,8 +199,7 @@ class AgentLoop(LoggingConfigurable):
             try:
                 answer = self.client.heartbeat(job.id, attempt)
             except StaleAttempt:
-                stale.set()
-                self.runtime.stop(job, ABANDON)
+                self._abandon(job, stale)
                 return
             except Exception as exc:
                 self.log.warning("Heartbeat for %s failed: %s", job.id, exc)

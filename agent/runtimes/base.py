@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from traitlets import Float
+from traitlets import Float, MetaHasTraits
 from traitlets.config import LoggingConfigurable
 
 from jupyter_valohai.models import COMPLETE, ERROR, STOPPED
@@ -79,7 +79,7 @@ class Result:
     message: str = ""
 
 
-class _RuntimeMeta(ABCMeta, type(LoggingConfigurable)):  # type: ignore[misc]
+class _RuntimeMeta(MetaHasTraits, ABCMeta):
     """Lets a traitlets configurable be an abstract base class too."""
 
 

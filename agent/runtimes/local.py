@@ -10,6 +10,7 @@ Whatever is left of the process group when the run ends is killed.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import posixpath
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from traitlets import Bool
 
 from .base import TIME_LIMIT, Job, Runtime
 
@@ -28,36 +31,46 @@ PR_SET_PDEATHSIG = 1
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
     # Best effort (Linux): if the agent is SIGKILLed, its direct child gets SIGKILL too, rather
     # than running on unwatched. The rest of the group is cleaned up by the master's re-queue.
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
 
 
 def _killpg(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def papermill_argv(job: Job) -> list[str]:
     """Return the command line that runs the job's notebook with its parameters."""
     notebook = str(job.spec["notebook"])
     return [
-        sys.executable, "-m", "papermill",
+        sys.executable,
+        "-m",
+        "papermill",
         os.path.join(job.repository, notebook),
         os.path.join(job.outputs, posixpath.basename(notebook.replace(os.sep, "/"))),
-        "-f", os.path.join(job.config, "parameters.json"),
-        "--cwd", job.repository,
+        "-f",
+        os.path.join(job.config, "parameters.json"),
+        "--cwd",
+        job.repository,
         # Cell output goes to our own stdout/stderr as it is printed (not through papermill's
         # logger, which would put it all on stderr): a JSON line printed in a cell is metadata.
-        "--stdout-file", "-", "--stderr-file", "/dev/stderr", "--no-progress-bar",
+        "--stdout-file",
+        "-",
+        "--stderr-file",
+        "/dev/stderr",
+        "--no-progress-bar",
     ]
 
 
 class LocalRuntime(Runtime):
     """Run commands as local subprocesses (for machines with no Docker engine)."""
+
+    agent_python_first = Bool(
+        True,
+        help="Put the agent's Python (its virtualenv's bin directory) first on the commands' "
+        "PATH, so `python` and `pip` in a step mean the interpreter the agent runs on.",
+    ).tag(config=True)
 
     def execute(self, job: Job) -> int:
         deadline = time.monotonic() + job.time_limit if job.time_limit > 0 else None
@@ -71,12 +84,24 @@ class LocalRuntime(Runtime):
 
     def run(self, job: Job, argv: list[str], deadline: float | None) -> int:
         """Run one process group to its end (or until stopped); return its exit code."""
+        if job.stop.is_set():  # stopped before it began: never start it
+            return -signal.SIGTERM
         env = dict(job.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if self.agent_python_first:
+            bindir = os.path.dirname(sys.executable)
+            path = env.get("PATH", os.defpath)
+            if path.split(os.pathsep)[0] != bindir:
+                env["PATH"] = bindir + os.pathsep + path
         proc = subprocess.Popen(
-            argv, cwd=job.repository, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            argv,
+            cwd=job.repository,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         readers = [
             threading.Thread(target=self._pump, args=(job, name, pipe), daemon=True)

@@ -43,12 +43,15 @@ class Peer:
         self.routes[(method, prefix)] = answer
 
     def json_route(self, method: str, prefix: str, body: Any, status: int = 200) -> None:
-        self.route(method, prefix, lambda r: (status, json.dumps(body).encode(), "application/json"))
+        self.route(
+            method, prefix, lambda r: (status, json.dumps(body).encode(), "application/json")
+        )
 
     def answer(self, req: Request) -> Answer:
         best = max(
             (k for k in self.routes if k[0] == req.method and req.path.startswith(k[1])),
-            key=lambda k: len(k[1]), default=None,
+            key=lambda k: len(k[1]),
+            default=None,
         )
         if best is None:
             return 200, b"{}", "application/json"
@@ -114,8 +117,9 @@ class Lines:
             return "".join(line for s, line in self.items if s == stream)
 
 
-def make_job(root: Any, commands: list[str], *, env: dict[str, str] | None = None,
-             **spec: Any) -> tuple[Job, Lines]:
+def make_job(
+    root: Any, commands: list[str], *, env: dict[str, str] | None = None, **spec: Any
+) -> tuple[Job, Lines]:
     """A job whose directories live under ``root`` (a pytest tmp_path)."""
     import os
 
@@ -124,9 +128,12 @@ def make_job(root: Any, commands: list[str], *, env: dict[str, str] | None = Non
     lines = Lines()
     job = Job(
         spec={"id": "e-test", "attempt": 1, "kind": "command", "commands": commands, **spec},
-        repository=str(root / "repository"), inputs=str(root / "inputs"),
-        outputs=str(root / "outputs"), config=str(root / "config"),
-        env=env if env is not None else dict(os.environ), emit=lines,
+        repository=str(root / "repository"),
+        inputs=str(root / "inputs"),
+        outputs=str(root / "outputs"),
+        config=str(root / "config"),
+        env=env if env is not None else dict(os.environ),
+        emit=lines,
     )
     return job, lines
 

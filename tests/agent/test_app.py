@@ -1,4 +1,4 @@
-"""`jupyter valohai agent` as a process: token handling, backoff while the master is down, SIGTERM."""
+"""`jupyter valohai agent` as a process: its token, backoff while the master is down, SIGTERM."""
 
 from __future__ import annotations
 
@@ -16,9 +16,19 @@ def _agent(tmp_path, *args: str, token: str | None = "s3cret-token-value") -> su
     if token is not None:
         env["VH_AGENT_TOKEN"] = token
     return subprocess.Popen(
-        [sys.executable, "-m", "jupyter_valohai.app", "agent", "--work-dir", str(tmp_path / "w"),
-         *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "jupyter_valohai.app",
+            "agent",
+            "--work-dir",
+            str(tmp_path / "w"),
+            *args,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -33,8 +43,9 @@ def test_token_file_and_down_master_then_sigterm(tmp_path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("file-token-value\n")
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    proc = _agent(tmp_path, "--master-url", url, "--name", "a1", "--token-file", str(token_file),
-                  token=None)
+    proc = _agent(
+        tmp_path, "--master-url", url, "--name", "a1", "--token-file", str(token_file), token=None
+    )
     try:
         deadline = time.monotonic() + 20
         seen = ""

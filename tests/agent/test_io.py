@@ -44,11 +44,21 @@ def tarball(files: dict[str, str]) -> bytes:
 def spec_for(peer, **extra) -> dict:
     other_host = peer.url.replace("127.0.0.1", "localhost")
     return {
-        "id": "e-42", "attempt": 2, "kind": "command",
+        "id": "e-42",
+        "attempt": 2,
+        "kind": "command",
         "commands": [f"{sys.executable} use_utils.py"],
         "parameters": {"x": 21},
-        "inputs": {"d": [{"name": None, "url": other_host + "/files/data%20set.csv",
-                          "uri": "https://example.com/data set.csv", "datum_id": None}]},
+        "inputs": {
+            "d": [
+                {
+                    "name": None,
+                    "url": other_host + "/files/data%20set.csv",
+                    "uri": "https://example.com/data set.csv",
+                    "datum_id": None,
+                }
+            ]
+        },
         "environment_variables": {"GREETING": "hi"},
         "code_url": "/api/agent/executions/e-42/code?attempt=2",
         **extra,
@@ -58,8 +68,11 @@ def spec_for(peer, **extra) -> dict:
 def test_valohai_utils_reads_layout_written_by_agent(peer, tmp_path, runtime) -> None:
     from agent.runtimes.base import Job
 
-    peer.route("GET", "/api/agent/executions/e-42/code",
-               lambda r: (200, tarball({"use_utils.py": USE_UTILS}), "application/gzip"))
+    peer.route(
+        "GET",
+        "/api/agent/executions/e-42/code",
+        lambda r: (200, tarball({"use_utils.py": USE_UTILS}), "application/gzip"),
+    )
     data = b"a,b\n1,2\n3,4\n"
     peer.route("GET", "/files/", lambda r: (200, data, "text/csv"))
     client = AgentClient(peer.url, "secret-token")
@@ -85,9 +98,15 @@ def test_valohai_utils_reads_layout_written_by_agent(peer, tmp_path, runtime) ->
 
     lines: list[tuple[str, str]] = []
     env = io.execution_env(spec, layout, base={**os.environ, "VH_AGENT_TOKEN": "secret-token"})
-    job = Job(spec=spec, repository=layout.repository, inputs=layout.inputs,
-              outputs=layout.outputs, config=layout.config, env=env,
-              emit=lambda s, m: lines.append((s, m)))
+    job = Job(
+        spec=spec,
+        repository=layout.repository,
+        inputs=layout.inputs,
+        outputs=layout.outputs,
+        config=layout.config,
+        env=env,
+        emit=lambda s, m: lines.append((s, m)),
+    )
     result = runtime.process(job)
     stdout = "".join(m for s, m in lines if s == "stdout")
     assert result.status == "complete", lines
@@ -103,11 +122,16 @@ def test_valohai_utils_reads_layout_written_by_agent(peer, tmp_path, runtime) ->
 def test_input_names_cannot_escape_their_directory(peer, tmp_path) -> None:
     peer.route("GET", "/files/", lambda r: (200, b"x", "text/plain"))
     client = AgentClient(peer.url, "t")
-    spec = {"id": "e-1", "inputs": {"../up": [
-        {"name": "../../evil.txt", "url": peer.url + "/files/a"},
-        {"name": None, "url": peer.url + "/files/..%2F..%2Fevil.txt"},
-        {"name": "..", "url": peer.url + "/files/"},
-    ]}}
+    spec = {
+        "id": "e-1",
+        "inputs": {
+            "../up": [
+                {"name": "../../evil.txt", "url": peer.url + "/files/a"},
+                {"name": None, "url": peer.url + "/files/..%2F..%2Fevil.txt"},
+                {"name": "..", "url": peer.url + "/files/"},
+            ]
+        },
+    }
     layout = io.Layout.create(str(tmp_path / "work"), "e-1")
     inputs = io.fetch_inputs(client, spec, layout)
     paths = [f["path"] for f in inputs["../up"]["files"]]
@@ -120,8 +144,12 @@ def test_input_names_cannot_escape_their_directory(peer, tmp_path) -> None:
 def test_datum_inputs_come_from_the_master(peer, tmp_path) -> None:
     peer.route("GET", "/api/agent/data/d-7/download", lambda r: (200, b"model", "x/y"))
     client = AgentClient(peer.url, "t")
-    spec = {"id": "e-1", "inputs": {"m": [{"name": "m.bin", "url": "datum://d-7",
-                                           "datum_id": "d-7", "sha256": None}]}}
+    spec = {
+        "id": "e-1",
+        "inputs": {
+            "m": [{"name": "m.bin", "url": "datum://d-7", "datum_id": "d-7", "sha256": None}]
+        },
+    }
     layout = io.Layout.create(str(tmp_path / "w"), "e-1")
     (entry,) = io.fetch_inputs(client, spec, layout)["m"]["files"]
     assert entry["datum_id"] == "d-7" and entry["size"] == 5
@@ -144,8 +172,10 @@ def _outputs(tmp_path) -> str:
     (out / "model.bin.metadata.json").write_text(json.dumps({"valohai.tags": ["best"], "a": 1}))
     (out / "sub" / "plot.png").write_bytes(b"png")
     (out / "valohai.metadata.jsonl").write_text(
-        json.dumps({"file": "sub/plot.png", "metadata": {"kind": "plot"}}) + "\n"
-        + json.dumps({"file": "model.bin", "metadata": {"b": 2}}) + "\nnot json\n"
+        json.dumps({"file": "sub/plot.png", "metadata": {"kind": "plot"}})
+        + "\n"
+        + json.dumps({"file": "model.bin", "metadata": {"b": 2}})
+        + "\nnot json\n"
     )
     os.symlink("/etc/passwd", out / "passwd")
     os.symlink("/etc", out / "etc-dir")
@@ -165,18 +195,38 @@ def test_collect_outputs_reads_sidecars_and_refuses_links(tmp_path) -> None:
 
 def test_upload_outputs_prepare_put_register(peer, tmp_path) -> None:
     files = io.collect_outputs(_outputs(tmp_path))
-    peer.route("POST", "/api/agent/executions/e-1/outputs/prepare", lambda r: (200, json.dumps(
-        {"uploads": [{"name": f["name"], "url": f"/api/agent/uploads/{i}", "method": "PUT",
-                      "headers": {"Content-Type": "application/octet-stream"}}
-                     for i, f in enumerate(r.json()["files"])]}).encode(), "application/json"))
-    peer.json_route("POST", "/api/agent/executions/e-1/outputs", {"datums": [{"id": "d-1"}]},
-                    status=201)
+    peer.route(
+        "POST",
+        "/api/agent/executions/e-1/outputs/prepare",
+        lambda r: (
+            200,
+            json.dumps(
+                {
+                    "uploads": [
+                        {
+                            "name": f["name"],
+                            "url": f"/api/agent/uploads/{i}",
+                            "method": "PUT",
+                            "headers": {"Content-Type": "application/octet-stream"},
+                        }
+                        for i, f in enumerate(r.json()["files"])
+                    ]
+                }
+            ).encode(),
+            "application/json",
+        ),
+    )
+    peer.json_route(
+        "POST", "/api/agent/executions/e-1/outputs", {"datums": [{"id": "d-1"}]}, status=201
+    )
     client = AgentClient(peer.url, "t")
     datums = io.upload_outputs(client, "e-1", 5, files)
     assert datums == [{"id": "d-1"}]
     prepare, put0, put1, register = peer.requests
-    assert prepare.json() == {"attempt": 5, "files": [{"name": "model.bin", "size": 7},
-                                                      {"name": "sub/plot.png", "size": 3}]}
+    assert prepare.json() == {
+        "attempt": 5,
+        "files": [{"name": "model.bin", "size": 7}, {"name": "sub/plot.png", "size": 3}],
+    }
     assert (put0.method, put0.body, put1.body) == ("PUT", b"weights", b"png")
     body = register.json()
     assert body["attempt"] == 5
@@ -188,8 +238,12 @@ def test_upload_outputs_prepare_put_register(peer, tmp_path) -> None:
 
 def test_stale_attempt_on_prepare_uploads_nothing(peer, tmp_path) -> None:
     files = io.collect_outputs(_outputs(tmp_path))
-    peer.json_route("POST", "/api/agent/executions/e-1/outputs/prepare",
-                    {"code": "stale_attempt", "message": "lost"}, status=409)
+    peer.json_route(
+        "POST",
+        "/api/agent/executions/e-1/outputs/prepare",
+        {"code": "stale_attempt", "message": "lost"},
+        status=409,
+    )
     with pytest.raises(StaleAttempt):
         io.upload_outputs(AgentClient(peer.url, "t"), "e-1", 1, files)
     assert [r.method for r in peer.requests] == ["POST"]

@@ -59,7 +59,7 @@ def test_json_object_lines_are_also_metadata(peer) -> None:
     shipper = _shipper(peer, flush_interval=0.02)
     for stream, line in [
         ("stdout", '{"epoch": 1, "loss": 0.5}\n'),
-        ("stdout", "  {\"acc\": 0.9}\n"),
+        ("stdout", '  {"acc": 0.9}\n'),
         ("stdout", "[1, 2]\n"),
         ("stdout", "{not json\n"),
         ("stderr", '{"err": 1}\n'),

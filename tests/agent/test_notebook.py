@@ -19,9 +19,15 @@ def _notebook(path: str) -> None:
         nbformat.v4.new_code_cell(
             "import json, os\nprint('x is', x)\nprint(os.getcwd())\nprint(json.dumps({'x': x}))"
         ),
-        nbformat.v4.new_code_cell("open(os.environ['VH_OUTPUTS_DIR'] + '/y.txt', 'w').write(str(x))"),
+        nbformat.v4.new_code_cell(
+            "open(os.environ['VH_OUTPUTS_DIR'] + '/y.txt', 'w').write(str(x))"
+        ),
     ]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     os.makedirs(os.path.dirname(path), exist_ok=True)
     nbformat.write(nb, path)
 
@@ -49,7 +55,8 @@ def test_notebook_runs_with_parameters_into_outputs(tmp_path, new_job, runtime) 
     assert "x is 42\n" in stdout  # cell prints reach the log as stdout lines...
     assert '{"x": 42}\n' in stdout  # ...so a JSON line printed in a cell is metadata
     assert {f.name for f in io.collect_outputs(str(tmp_path / "outputs"))} == {
-        "train.ipynb", "y.txt"
+        "train.ipynb",
+        "y.txt",
     }
     assert json.loads(executed.read_text())["nbformat"] == 4
 
@@ -58,7 +65,11 @@ def test_failing_notebook_is_an_error_and_still_written(tmp_path, new_job, runti
     path = tmp_path / "repository" / "bad.ipynb"
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("raise ValueError('boom')")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     os.makedirs(path.parent, exist_ok=True)
     nbformat.write(nb, str(path))
     job, lines = new_job([], kind="notebook", notebook="bad.ipynb")

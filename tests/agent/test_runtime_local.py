@@ -69,8 +69,9 @@ def test_process_ignoring_sigterm_is_killed_after_grace(tmp_path, new_job) -> No
     )
     job, lines = new_job([f"exec {sys.executable} stubborn.py"])
     (tmp_path / "repository" / "stubborn.py").write_text(script)
-    threading.Thread(target=lambda: (_wait_text(lines, "ready"),
-                                     runtime.stop(job, SHUTDOWN))).start()
+    threading.Thread(
+        target=lambda: (_wait_text(lines, "ready"), runtime.stop(job, SHUTDOWN))
+    ).start()
     started = time.monotonic()
     result = runtime.process(job)
     elapsed = time.monotonic() - started
@@ -94,6 +95,7 @@ def test_stop_before_start_skips_the_commands(tmp_path, new_job, runtime) -> Non
     job.stop.set(STOP_REQUESTED)
     result = runtime.process(job)
     assert result.status == "stopped"
+    assert lines.items == []
 
 
 def test_runtime_failure_is_an_error_result(tmp_path, new_job, runtime) -> None:
@@ -109,3 +111,9 @@ def _wait_text(lines, text: str, timeout: float = 10) -> None:
     while text not in lines.text("stdout"):
         assert time.monotonic() < deadline, lines.items
         time.sleep(0.01)
+
+
+def test_python_in_commands_is_the_agents_python(tmp_path, new_job, runtime) -> None:
+    job, lines = new_job(["command -v python"], env={"PATH": "/usr/bin:/bin"})
+    assert runtime.process(job).status == "complete"
+    assert lines.text("stdout").strip() == os.path.join(os.path.dirname(sys.executable), "python")
