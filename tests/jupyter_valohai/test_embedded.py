@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -46,9 +47,21 @@ def test_traits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def _up(data_dir: Path, port: int, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "jupyter_valohai.app", "up", "--no-lab",
-         "--port", str(port), "--data-dir", str(data_dir), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "jupyter_valohai.app",
+            "up",
+            "--no-lab",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -92,7 +105,8 @@ def stack(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path, int]]:
             out = up.stdout.read() if up.stdout else ""
             logs = "".join(
                 f"\n--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-                for p in sorted((tmp_path / "logs").glob("*.log")) if p.is_file()
+                for p in sorted((tmp_path / "logs").glob("*.log"))
+                if p.is_file()
             )
             pytest.fail(f"`jupyter valohai up` exited {up.returncode}:\n{out}{logs}")
         assert time.monotonic() < deadline, "connection.json did not appear within 90 s"
@@ -120,7 +134,8 @@ def test_up_end_to_end(stack: tuple[subprocess.Popen, Path, int]) -> None:
 
     me = requests.get(
         f"{conn['url']}/api/v0/users/me/",
-        headers={"Authorization": f"Token {conn['token']}"}, timeout=10,
+        headers={"Authorization": f"Token {conn['token']}"},
+        timeout=10,
     )
     assert me.status_code == 200, me.text
     anonymous = requests.get(f"{conn['url']}/api/v0/users/me/", timeout=10)
@@ -131,6 +146,8 @@ def test_up_end_to_end(stack: tuple[subprocess.Popen, Path, int]) -> None:
     assert "master" in names and "agent" in names and "nx" in names and "redis" in names
     for proc in children:  # secrets travel by environment, never argv
         assert conn["token"] not in " ".join(proc.cmdline())
+
+    _run_readme_curl_example(conn_path, data_dir / "curl-demo")
 
     up.send_signal(signal.SIGINT)
     out, _ = up.communicate(timeout=60)
@@ -166,3 +183,36 @@ def test_sigterm_while_starting_stops_everything(tmp_path: Path) -> None:
     assert up.returncode in (0, 1), out
     assert not _all_gone(seen)
     os.stat(tmp_path / "logs")
+
+
+def _run_readme_curl_example(conn_path: Path, workdir: Path) -> None:
+    """Run README's curl example as written (with our connection.json); the execution completes."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Submit an execution with curl", 1)[1]
+    script = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    script = re.sub(r"^CONN=.*$", f"CONN={conn_path}", script, count=1, flags=re.M)
+    workdir.mkdir()
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    execution = json.loads(done.stdout.strip().splitlines()[-1])
+    conn = json.loads(conn_path.read_text())
+    headers = {"Authorization": f"Token {conn['token']}"}
+    url = f"{conn['url']}/api/v0/executions/{execution['id']}/"
+    deadline = time.monotonic() + 60
+    while (status := requests.get(url, headers=headers, timeout=10).json()["status"]) not in (
+        "complete",
+        "error",
+        "stopped",
+        "crashed",
+    ):
+        assert time.monotonic() < deadline, f"execution still {status} after 60 s"
+        time.sleep(0.2)
+    assert status == "complete"
+    events = requests.get(url + "events/", headers=headers, timeout=10).json()["events"]
+    assert any("hello you" in e["message"] for e in events), events
