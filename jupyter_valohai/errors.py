@@ -88,3 +88,16 @@ class PayloadTooLarge(ValohaiError):
 class ServiceUnavailable(ValohaiError):
     status = 503
     code = "unavailable"
+
+
+class NotConfigured(ValohaiError):
+    """No master URL and token were given or found (see ``jupyter_valohai.connection``)."""
+
+    status = 400
+    code = "not_configured"
+
+
+class SnapshotTooLarge(InvalidInput):
+    """A code snapshot over its size limit."""
+
+    code = "snapshot_too_large"

@@ -1,0 +1,304 @@
+"""``Client`` (sync) and ``AsyncClient``: two thin drivers of the operations in :mod:`.calls`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+import httpx
+from httpx_sse import aconnect_sse, connect_sse
+
+from ..connection import Connection, resolve_connection
+from ..errors import ValohaiError
+from . import calls
+from .calls import Call, Event, Op
+
+#: Reconnections of an event stream in a row (without a new event) before giving up.
+STREAM_RETRIES = 5
+#: The master sends a keepalive every 15 s; a stream silent for longer than this is dead.
+STREAM_READ_TIMEOUT = 60.0
+
+
+class _Api:
+    """The methods both clients share; ``_run`` returns a value (sync) or a coroutine (async)."""
+
+    url: str
+
+    def __init__(self, url: str, token: str, timeout: float = 30) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._headers = {"Authorization": f"Token {token}", "Accept": "application/json"}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    @classmethod
+    def from_connection(cls, conn: Connection | None = None, timeout: float = 30) -> Any:
+        """Return a client for ``conn``, or for :func:`resolve_connection`'s answer."""
+        conn = conn or resolve_connection()
+        return cls(conn.url, conn.token, timeout=timeout)
+
+    def _run(self, op: Op) -> Any:
+        raise NotImplementedError
+
+    def me(self) -> Any:
+        """The user the token belongs to."""
+        return self._run(calls.me())
+
+    def projects(self) -> Any:
+        """Every project, as a list of dicts."""
+        return self._run(calls.projects())
+
+    def get_project(self, id_or_name: str) -> Any:
+        """A project by id, else by name."""
+        return self._run(calls.get_project(id_or_name))
+
+    def create_project(self, name: str) -> Any:
+        return self._run(calls.create_project(name))
+
+    def ensure_project(self, name: str) -> Any:
+        """The project called ``name``, created if missing."""
+        return self._run(calls.ensure_project(name))
+
+    def environments(self) -> Any:
+        return self._run(calls.environments())
+
+    def import_package(
+        self, project_id: str, tarball: bytes, yaml_path: str, description: str = ""
+    ) -> Any:
+        """Upload a code tarball; return the ad-hoc commit (its ``identifier`` is ``~sha256``)."""
+        return self._run(calls.import_package(project_id, tarball, yaml_path, description))
+
+    def create_execution(self, body: dict[str, Any]) -> Any:
+        """Create (queue) an execution: body has project, commit, step, parameters, inputs..."""
+        return self._run(calls.create_execution(body))
+
+    def get_execution(self, ref: str) -> Any:
+        """An execution by id or ``<project id>:<counter|latest>``."""
+        return self._run(calls.get_execution(ref))
+
+    def list_executions(
+        self, project: str | None = None, status: str | None = None, limit: int = 20
+    ) -> Any:
+        """The newest executions, optionally of one project (id or name) and status."""
+        return self._run(calls.list_executions(project, status, limit))
+
+    def stop_execution(self, ref: str) -> Any:
+        """Ask for a stop; return the master's message."""
+        return self._run(calls.stop_execution(ref))
+
+    def events(self, ref: str, streams: list[str] | str | None = None, limit: int = 0) -> Any:
+        """The last ``limit`` events (0: all) of the given streams (default: the master's)."""
+        return self._run(calls.events(ref, streams, limit))
+
+    def outputs(self, ref: str) -> Any:
+        """The execution's output datums (name, size, sha256, id, ...)."""
+        return self._run(calls.outputs(ref))
+
+    # -- helpers of the drivers -------------------------------------------------------------
+
+    def _stream_kwargs(self, call: Call) -> dict[str, Any]:
+        timeout = httpx.Timeout(self.timeout, read=STREAM_READ_TIMEOUT)
+        return {"params": call.params, "timeout": timeout}
+
+
+def _dest_file(datum: dict[str, Any] | str, dest_path: str) -> str:
+    if os.path.isdir(dest_path):
+        if isinstance(datum, str):
+            raise ValohaiError("Give a file path to download a datum by id into.")
+        return os.path.join(dest_path, os.path.basename(datum["name"]))
+    return dest_path
+
+
+@contextmanager
+def _atomic_file(dest: str) -> Iterator[IO[bytes]]:
+    """A file beside ``dest`` that replaces it once complete (readers never see half a file)."""
+    folder = os.path.dirname(os.path.abspath(dest))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".download-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            yield fp
+        os.replace(tmp, dest)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+class _Resume:
+    """The reconnection state of one event stream."""
+
+    def __init__(self, after: str | None) -> None:
+        self.last = after
+        self.failures = 0
+
+    def seen(self, event: Event) -> None:
+        self.failures = 0
+        if event.id:
+            self.last = event.id
+
+    def failed(self, exc: BaseException, url: str) -> None:
+        self.failures += 1
+        if self.failures > STREAM_RETRIES:
+            if isinstance(exc, httpx.HTTPError):
+                raise calls.transport_error(exc, url) from None
+            raise exc
+
+
+class Client(_Api):
+    """A synchronous client of the master's API (one ``httpx.Client``; close it or use ``with``)."""
+
+    def __init__(self, url: str, token: str, timeout: float = 30) -> None:
+        super().__init__(url, token, timeout)
+        self._http = httpx.Client(
+            base_url=self.url + "/", headers=self._headers, timeout=timeout, follow_redirects=True
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, call: Call) -> Any:
+        try:
+            response = self._http.request(call.method, call.path, **call.kwargs())
+        except httpx.HTTPError as exc:
+            raise calls.transport_error(exc, self.url) from None
+        calls.check(response, self.url)
+        return call.decode(response)
+
+    def _run(self, op: Op) -> Any:
+        run = calls.Run(op)
+        while (call := run.next_call()) is not None:
+            try:
+                run.answer = self._send(call)
+            except ValohaiError as exc:
+                run.error = exc
+        return run.value
+
+    def stream_events(self, ref: str, after: str | None = None) -> Iterator[Event]:
+        """Yield the execution's events as the master pushes them, ending with ``end``."""
+        state = _Resume(after)
+        while True:
+            call = calls.stream_call(ref, state.last)
+            try:
+                with connect_sse(self._http, "GET", call.path, **self._stream_kwargs(call)) as src:
+                    if src.response.status_code >= 400:
+                        src.response.read()
+                        calls.check(src.response, self.url)
+                    for sse in src.iter_sse():
+                        event = calls.to_event(sse.event, sse.data, sse.id)
+                        if event is None:
+                            continue
+                        state.seen(event)
+                        yield event
+                        if event.kind == "end":
+                            return
+            except httpx.HTTPError as exc:
+                state.failed(exc, self.url)
+                continue
+            state.failed(ValohaiError("The event stream ended early."), self.url)
+
+    def download(self, datum: dict[str, Any] | str, dest_path: str) -> str:
+        """Save a datum (dict or id) to ``dest_path`` (a file, or a folder for its name)."""
+        dest = _dest_file(datum, dest_path)
+        call = calls.download_call(datum)
+        try:
+            with self._http.stream(
+                "GET", call.path, timeout=httpx.Timeout(self.timeout, read=STREAM_READ_TIMEOUT)
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    calls.check(response, self.url)
+                with _atomic_file(dest) as fp:
+                    for chunk in response.iter_bytes():
+                        fp.write(chunk)
+        except httpx.HTTPError as exc:
+            raise calls.transport_error(exc, self.url) from None
+        return dest
+
+
+class AsyncClient(_Api):
+    """The same API on ``httpx.AsyncClient``: methods are coroutines, streams async iterators."""
+
+    def __init__(self, url: str, token: str, timeout: float = 30) -> None:
+        super().__init__(url, token, timeout)
+        self._http = httpx.AsyncClient(
+            base_url=self.url + "/", headers=self._headers, timeout=timeout, follow_redirects=True
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, call: Call) -> Any:
+        try:
+            response = await self._http.request(call.method, call.path, **call.kwargs())
+        except httpx.HTTPError as exc:
+            raise calls.transport_error(exc, self.url) from None
+        calls.check(response, self.url)
+        return call.decode(response)
+
+    async def _run(self, op: Op) -> Any:  # type: ignore[override]
+        run = calls.Run(op)
+        while (call := run.next_call()) is not None:
+            try:
+                run.answer = await self._send(call)
+            except ValohaiError as exc:
+                run.error = exc
+        return run.value
+
+    async def stream_events(self, ref: str, after: str | None = None) -> AsyncIterator[Event]:
+        """Yield the execution's events as the master pushes them, ending with ``end``."""
+        state = _Resume(after)
+        while True:
+            call = calls.stream_call(ref, state.last)
+            try:
+                async with aconnect_sse(
+                    self._http, "GET", call.path, **self._stream_kwargs(call)
+                ) as src:
+                    if src.response.status_code >= 400:
+                        await src.response.aread()
+                        calls.check(src.response, self.url)
+                    async for sse in src.aiter_sse():
+                        event = calls.to_event(sse.event, sse.data, sse.id)
+                        if event is None:
+                            continue
+                        state.seen(event)
+                        yield event
+                        if event.kind == "end":
+                            return
+            except httpx.HTTPError as exc:
+                state.failed(exc, self.url)
+                continue
+            state.failed(ValohaiError("The event stream ended early."), self.url)
+
+    async def download(self, datum: dict[str, Any] | str, dest_path: str) -> str:
+        """Save a datum (dict or id) to ``dest_path`` (a file, or a folder for its name)."""
+        dest = _dest_file(datum, dest_path)
+        call = calls.download_call(datum)
+        try:
+            async with self._http.stream(
+                "GET", call.path, timeout=httpx.Timeout(self.timeout, read=STREAM_READ_TIMEOUT)
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    calls.check(response, self.url)
+                with _atomic_file(dest) as fp:
+                    async for chunk in response.aiter_bytes():
+                        fp.write(chunk)
+        except httpx.HTTPError as exc:
+            raise calls.transport_error(exc, self.url) from None
+        return dest
