@@ -1,0 +1,222 @@
+"""Notebooks, scripts, cells and valohai.yaml steps submitted to a real master and agent."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from jupyter_valohai.client import AsyncClient, Client
+from jupyter_valohai.errors import InvalidInput, NotFound, ServiceUnavailable, SnapshotTooLarge
+from jupyter_valohai.services import free_port
+from jupyter_valohai.submit import GENERATED_YAML, RunRequest, asubmit, prepare_run, submit
+from jupyter_valohai.valohai_config import get_step, parse_config
+from tests.e2e.stack import Stack
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def stack(tmp_path, mongo_url: str, mongo_db_name: str, redis_url: str) -> Iterator[Stack]:
+    """A real master and one local agent."""
+    s = Stack(str(tmp_path / "stack"), mongo_url, mongo_db_name, redis_url)
+    s.start_master()
+    s.start_agent()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[Client]:
+    with Client(stack.url, stack.admin_token) as c:
+        yield c
+
+
+def write_notebook(path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("epochs = 2\nlr = 0.5\nname = 'base'\nverbose = False")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell("print(f'epochs={epochs} lr={lr} name={name} v={verbose}')"),
+        nbformat.v4.new_code_cell("from helper import twice\nprint('twice', twice(epochs))"),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    root = tmp_path / "work"
+    write_notebook(root / "train.ipynb")
+    (root / "helper.py").write_text("def twice(x):\n    return 2 * x\n")
+    (root / "big.bin").write_bytes(b"0" * 300_000)
+    (root / ".gitignore").write_text("big.bin\n")
+    return root
+
+
+def finish(client: Client, stack: Stack, execution: dict) -> tuple[dict, str]:
+    events = list(client.stream_events(execution["id"]))
+    final = client.get_execution(execution["id"])
+    log = "".join(e.data.get("message", "") for e in events if e.kind == "log")
+    assert final["status"] == "complete", stack.explain(execution["id"])
+    return final, log
+
+
+def count(client: Client) -> int:
+    return sum(len(client.list_executions(project=p["id"], limit=0)) for p in client.projects())
+
+
+def test_notebook_with_override_completes(client: Client, stack: Stack, workdir, tmp_path) -> None:
+    req = RunRequest(path="train.ipynb", parameters={"epochs": "5"}, cwd=str(workdir), title="nb")
+    execution = submit(client, req)
+    assert execution["project"]["name"] == "default" and execution["kind"] == "notebook"
+    assert execution["parameters"]["epochs"] == 5 and execution["parameters"]["lr"] == 0.5
+    final, log = finish(client, stack, execution)
+    assert "epochs=5 lr=0.5 name=base v=False" in log and "twice 10" in log
+    outputs = {o["name"]: o for o in client.outputs(final["id"])}
+    assert "train.ipynb" in outputs
+    path = client.download(outputs["train.ipynb"], str(tmp_path / "executed.ipynb"))
+    executed = nbformat.read(path, as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert "epochs = 5" in injected[0].source
+    assert any(
+        "epochs=5" in out.get("text", "") for c in executed.cells for out in c.get("outputs", [])
+    )
+
+
+def test_snapshot_left_out_ignored_files(workdir) -> None:
+    prepared = prepare_run(RunRequest(path="train.ipynb", cwd=str(workdir)))
+    with tarfile.open(fileobj=io.BytesIO(prepared.tarball), mode="r:gz") as tar:
+        names = set(tar.getnames())
+        config_text = tar.extractfile(GENERATED_YAML).read().decode()  # type: ignore[union-attr]
+    assert {"train.ipynb", "helper.py", ".gitignore", GENERATED_YAML} <= names
+    assert "big.bin" not in names
+    step = get_step(parse_config(config_text), "train")
+    assert step.source_path == "train.ipynb" and step.image == "python:3.11"
+    assert {n: p.type for n, p in step.parameters.items()} == {
+        "epochs": "integer",
+        "lr": "float",
+        "name": "string",
+        "verbose": "flag",
+    }
+    assert prepared.notebook == "train.ipynb" and prepared.step == "train"
+
+
+def test_images(workdir) -> None:
+    assert prepare_run(RunRequest(path="train.ipynb", cwd=str(workdir))).body["image"] == (
+        "python:3.11"
+    )
+    configured = prepare_run(RunRequest(path="train.ipynb", cwd=str(workdir)), default_image="c:1")
+    assert configured.body["image"] == "c:1"
+    asked = RunRequest(path="train.ipynb", cwd=str(workdir), image="r:2")
+    assert prepare_run(asked, default_image="c:1").body["image"] == "r:2"
+
+
+def test_python_script(client: Client, stack: Stack, tmp_path) -> None:
+    (tmp_path / "train.py").write_text(
+        "import argparse\n"
+        "p = argparse.ArgumentParser()\n"
+        "p.add_argument('--lr', type=float)\n"
+        "p.add_argument('--epochs', type=int)\n"
+        "p.add_argument('--optimizer')\n"
+        "a = p.parse_args()\n"
+        "print('script', a.lr * a.epochs, a.optimizer)\n"
+    )
+    req = RunRequest(
+        path="train.py",
+        parameters={"lr": "0.25", "epochs": "4", "optimizer": "adam"},
+        cwd=str(tmp_path),
+    )
+    execution = submit(client, req)
+    assert execution["command"] == "python train.py --lr=0.25 --epochs=4 --optimizer=adam"
+    _, log = finish(client, stack, execution)
+    assert "script 1.0 adam" in log
+
+
+def test_code_cell(client: Client, stack: Stack, tmp_path) -> None:
+    (tmp_path / "util.py").write_text("ANSWER = 42\n")
+    req = RunRequest(
+        code="from util import ANSWER\nprint('cell says', ANSWER)\n", cwd=str(tmp_path)
+    )
+    execution = submit(client, req)
+    assert execution["step"] == "cell" and execution["command"] == "python cell.py"
+    _, log = finish(client, stack, execution)
+    assert "cell says 42" in log
+
+
+def test_valohai_yaml_step(client: Client, stack: Stack, tmp_path) -> None:
+    (tmp_path / "valohai.yaml").write_text(
+        "- step:\n    name: greet\n    image: python:3.11\n"
+        "    command: python greet.py {parameters}\n"
+        "    parameters:\n      - name: times\n        type: integer\n        default: 1\n"
+        "- step:\n    name: other\n    image: python:3.11\n    command: 'true'\n"
+    )
+    (tmp_path / "greet.py").write_text(
+        "import sys\nn = int(sys.argv[1].split('=')[1])\nprint('hi ' * n)\n"
+    )
+    with pytest.raises(InvalidInput, match="say which"):
+        prepare_run(RunRequest(path="valohai.yaml", cwd=str(tmp_path)))
+    req = RunRequest(
+        path="valohai.yaml", step="greet", parameters={"times": "3"}, cwd=str(tmp_path)
+    )
+    _, log = finish(client, stack, submit(client, req))
+    assert "hi hi hi" in log
+
+
+def test_async_submit(stack: Stack, workdir) -> None:
+    async def main() -> dict:
+        async with AsyncClient(stack.url, stack.admin_token) as ac:
+            project = await ac.create_project("async-one")
+            req = RunRequest(path="train.ipynb", project="async-one", cwd=str(workdir))
+            execution = await asubmit(ac, req)
+            assert execution["project"]["id"] == project["id"]
+            events = [e async for e in ac.stream_events(execution["id"])]
+            assert events[-1].data["status"] == "complete", stack.explain(execution["id"])
+            return await ac.get_execution(execution["id"])
+
+    assert asyncio.run(main())["parameters"]["epochs"] == 2
+
+
+def test_refusals_create_no_execution(client: Client, stack: Stack, workdir) -> None:
+    finish(client, stack, submit(client, RunRequest(path="train.ipynb", cwd=str(workdir))))
+    before = count(client)
+    assert before == 1
+
+    with pytest.raises(InvalidInput) as bad:
+        submit(
+            client, RunRequest(path="train.ipynb", parameters={"epochs": "ten"}, cwd=str(workdir))
+        )
+    assert "'epochs'" in bad.value.message and "integer" in bad.value.message
+    assert "2" in (bad.value.hint or "")
+
+    with pytest.raises(InvalidInput) as env:
+        submit(client, RunRequest(path="train.ipynb", environment="gpu-x", cwd=str(workdir)))
+    assert "gpu-x" in env.value.message and "local" in (env.value.hint or "")
+
+    (workdir / ".gitignore").write_text("")
+    with pytest.raises(SnapshotTooLarge) as large:
+        submit(client, RunRequest(path="train.ipynb", cwd=str(workdir)), max_bytes=200_000)
+    assert "big.bin" in large.value.message
+
+    with pytest.raises(NotFound):
+        submit(client, RunRequest(path="train.ipynb", project="nope", cwd=str(workdir)))
+
+    down = Client(f"http://127.0.0.1:{free_port()}", stack.admin_token)
+    with pytest.raises(ServiceUnavailable) as unavailable:
+        submit(down, RunRequest(path="train.ipynb", cwd=str(workdir)))
+    assert "does not answer" in unavailable.value.message
+
+    assert count(client) == before
