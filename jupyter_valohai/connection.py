@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 
 from jupyter_core.paths import jupyter_data_dir
@@ -76,17 +77,15 @@ def save_login(url: str, token: str) -> str:
         raise InvalidInput("A login needs a master URL and a token.", hint=HINT)
     path = login_file()
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # mkstemp creates the file with mode 0600; replacing keeps readers from half a file.
+    with tempfile.NamedTemporaryFile(
+        "w", dir=os.path.dirname(path), prefix=".login-", delete=False, encoding="utf-8"
+    ) as fp:
+        json.dump({"url": url.rstrip("/"), "token": token}, fp)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fp:
-            json.dump({"url": url.rstrip("/"), "token": token}, fp)
-            fp.write("\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.replace(fp.name, path)
+    except OSError:
+        os.unlink(fp.name)
         raise
     return path
 

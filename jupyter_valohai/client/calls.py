@@ -143,10 +143,11 @@ def transport_error(exc: httpx.HTTPError, url: str) -> ValohaiError:
     return ServiceUnavailable(f"The connection to the master at {url} failed: {exc}.", hint=hint)
 
 
-def check(response: httpx.Response, url: str) -> None:
-    """Raise the mapped error for a 4xx/5xx answer (its body must have been read)."""
-    if response.status_code >= 400:
-        raise error_from_answer(response.status_code, response.content, url)
+def check(response: httpx.Response, url: str, content: bytes | None = None) -> None:
+    """Raise the mapped error for a 4xx/5xx answer (``content``: its body, if streamed)."""
+    if response.is_error:
+        body = response.content if content is None else content
+        raise error_from_answer(response.status_code, body, url)
 
 
 def decode_json(response: httpx.Response) -> Any:

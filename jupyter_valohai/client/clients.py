@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 import httpx
-from httpx_sse import aconnect_sse, connect_sse
+from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
 
 from ..connection import Connection, resolve_connection
 from ..errors import ValohaiError
@@ -98,12 +98,6 @@ class _Api:
         """The execution's output datums (name, size, sha256, id, ...)."""
         return self._run(calls.outputs(ref))
 
-    # -- helpers of the drivers -------------------------------------------------------------
-
-    def _stream_kwargs(self, call: Call) -> dict[str, Any]:
-        timeout = httpx.Timeout(self.timeout, read=STREAM_READ_TIMEOUT)
-        return {"params": call.params, "timeout": timeout}
-
 
 def _dest_file(datum: dict[str, Any] | str, dest_path: str) -> str:
     if os.path.isdir(dest_path):
@@ -128,24 +122,39 @@ def _atomic_file(dest: str) -> Iterator[IO[bytes]]:
         raise
 
 
-class _Resume:
-    """The reconnection state of one event stream."""
+class _Stream:
+    """One event stream across reconnections: where to resume, when it ended, when to give up."""
 
-    def __init__(self, after: str | None) -> None:
-        self.last = after
+    def __init__(self, client: _Api, ref: str, after: str | None) -> None:
+        self.client, self.ref, self.last = client, ref, after
         self.failures = 0
+        self.ended = False
 
-    def seen(self, event: Event) -> None:
-        self.failures = 0
-        if event.id:
-            self.last = event.id
+    def request(self) -> tuple[str, dict[str, Any]]:
+        """The path and keyword arguments of the next (re)connection."""
+        call = calls.stream_call(self.ref, self.last)
+        timeout = httpx.Timeout(self.client.timeout, read=STREAM_READ_TIMEOUT)
+        return call.path, {"params": call.params, "timeout": timeout}
 
-    def failed(self, exc: BaseException, url: str) -> None:
+    def take(self, sse: ServerSentEvent) -> Event | None:
+        """The event of one SSE message, or None for messages that carry none."""
+        event = calls.to_event(sse.event, sse.data, sse.id)
+        if event is not None:
+            self.failures = 0
+            self.last = event.id or self.last
+            self.ended = event.kind == "end"
+        return event
+
+    def failed(self, exc: BaseException | None = None) -> None:
+        """Count a lost connection (or a stream that closed before ``end``); give up at last."""
         self.failures += 1
         if self.failures > STREAM_RETRIES:
             if isinstance(exc, httpx.HTTPError):
-                raise calls.transport_error(exc, url) from None
-            raise exc
+                raise calls.transport_error(exc, self.client.url) from None
+            raise ValohaiError(
+                f"The event stream of {self.ref} keeps closing before its end.",
+                hint="Look at the execution with `%valohai status`; the master may be restarting.",
+            )
 
 
 class Client(_Api):
@@ -185,26 +194,21 @@ class Client(_Api):
 
     def stream_events(self, ref: str, after: str | None = None) -> Iterator[Event]:
         """Yield the execution's events as the master pushes them, ending with ``end``."""
-        state = _Resume(after)
-        while True:
-            call = calls.stream_call(ref, state.last)
+        stream = _Stream(self, ref, after)
+        while not stream.ended:
+            path, kwargs = stream.request()
             try:
-                with connect_sse(self._http, "GET", call.path, **self._stream_kwargs(call)) as src:
-                    if src.response.status_code >= 400:
-                        src.response.read()
-                        calls.check(src.response, self.url)
+                with connect_sse(self._http, "GET", path, **kwargs) as src:
+                    if src.response.is_error:
+                        calls.check(src.response, self.url, src.response.read())
                     for sse in src.iter_sse():
-                        event = calls.to_event(sse.event, sse.data, sse.id)
-                        if event is None:
-                            continue
-                        state.seen(event)
-                        yield event
-                        if event.kind == "end":
+                        if event := stream.take(sse):
+                            yield event
+                        if stream.ended:
                             return
+                stream.failed()
             except httpx.HTTPError as exc:
-                state.failed(exc, self.url)
-                continue
-            state.failed(ValohaiError("The event stream ended early."), self.url)
+                stream.failed(exc)
 
     def download(self, datum: dict[str, Any] | str, dest_path: str) -> str:
         """Save a datum (dict or id) to ``dest_path`` (a file, or a folder for its name)."""
@@ -214,9 +218,8 @@ class Client(_Api):
             with self._http.stream(
                 "GET", call.path, timeout=httpx.Timeout(self.timeout, read=STREAM_READ_TIMEOUT)
             ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    calls.check(response, self.url)
+                if response.is_error:
+                    calls.check(response, self.url, response.read())
                 with _atomic_file(dest) as fp:
                     for chunk in response.iter_bytes():
                         fp.write(chunk)
@@ -262,28 +265,21 @@ class AsyncClient(_Api):
 
     async def stream_events(self, ref: str, after: str | None = None) -> AsyncIterator[Event]:
         """Yield the execution's events as the master pushes them, ending with ``end``."""
-        state = _Resume(after)
-        while True:
-            call = calls.stream_call(ref, state.last)
+        stream = _Stream(self, ref, after)
+        while not stream.ended:
+            path, kwargs = stream.request()
             try:
-                async with aconnect_sse(
-                    self._http, "GET", call.path, **self._stream_kwargs(call)
-                ) as src:
-                    if src.response.status_code >= 400:
-                        await src.response.aread()
-                        calls.check(src.response, self.url)
+                async with aconnect_sse(self._http, "GET", path, **kwargs) as src:
+                    if src.response.is_error:
+                        calls.check(src.response, self.url, await src.response.aread())
                     async for sse in src.aiter_sse():
-                        event = calls.to_event(sse.event, sse.data, sse.id)
-                        if event is None:
-                            continue
-                        state.seen(event)
-                        yield event
-                        if event.kind == "end":
+                        if event := stream.take(sse):
+                            yield event
+                        if stream.ended:
                             return
+                stream.failed()
             except httpx.HTTPError as exc:
-                state.failed(exc, self.url)
-                continue
-            state.failed(ValohaiError("The event stream ended early."), self.url)
+                stream.failed(exc)
 
     async def download(self, datum: dict[str, Any] | str, dest_path: str) -> str:
         """Save a datum (dict or id) to ``dest_path`` (a file, or a folder for its name)."""
@@ -293,9 +289,8 @@ class AsyncClient(_Api):
             async with self._http.stream(
                 "GET", call.path, timeout=httpx.Timeout(self.timeout, read=STREAM_READ_TIMEOUT)
             ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    calls.check(response, self.url)
+                if response.is_error:
+                    calls.check(response, self.url, await response.aread())
                 with _atomic_file(dest) as fp:
                     async for chunk in response.aiter_bytes():
                         fp.write(chunk)

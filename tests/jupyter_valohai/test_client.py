@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,16 +36,25 @@ with open(os.path.join(os.environ["VH_OUTPUTS_DIR"], "result.txt"), "w") as f:
 """
 
 
-@pytest.fixture
-def stack(tmp_path, mongo_url: str, mongo_db_name: str, redis_url: str) -> Iterator[Stack]:
-    """A real master and one local agent."""
-    s = Stack(str(tmp_path / "stack"), mongo_url, mongo_db_name, redis_url)
-    s.start_master()
-    s.start_agent()
+@contextmanager
+def agent_stack(
+    root: str, mongo_url: str, db: str, redis_url: str
+) -> Iterator[tuple[Stack, Client]]:
+    """A real master, one local agent, and a client with the admin token (other modules use it)."""
+    s = Stack(root, mongo_url, db, redis_url)
     try:
-        yield s
+        s.start_master()
+        s.start_agent()
+        with Client(s.url, s.admin_token) as c:
+            yield s, c
     finally:
         s.stop()
+
+
+@pytest.fixture
+def stack(tmp_path, mongo_url: str, mongo_db_name: str, redis_url: str) -> Iterator[Stack]:
+    with agent_stack(str(tmp_path / "stack"), mongo_url, mongo_db_name, redis_url) as (s, _):
+        yield s
 
 
 @pytest.fixture

@@ -17,26 +17,25 @@ from jupyter_valohai.services import free_port
 from jupyter_valohai.submit import GENERATED_YAML, RunRequest, asubmit, prepare_run, submit
 from jupyter_valohai.valohai_config import get_step, parse_config
 from tests.e2e.stack import Stack
+from tests.jupyter_valohai.test_client import agent_stack
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def stack(tmp_path, mongo_url: str, mongo_db_name: str, redis_url: str) -> Iterator[Stack]:
-    """A real master and one local agent."""
-    s = Stack(str(tmp_path / "stack"), mongo_url, mongo_db_name, redis_url)
-    s.start_master()
-    s.start_agent()
-    try:
-        yield s
-    finally:
-        s.stop()
+def running(tmp_path, mongo_url: str, mongo_db_name: str, redis_url: str) -> Iterator[tuple]:
+    with agent_stack(str(tmp_path / "stack"), mongo_url, mongo_db_name, redis_url) as pair:
+        yield pair
 
 
 @pytest.fixture
-def client(stack: Stack) -> Iterator[Client]:
-    with Client(stack.url, stack.admin_token) as c:
-        yield c
+def stack(running: tuple[Stack, Client]) -> Stack:
+    return running[0]
+
+
+@pytest.fixture
+def client(running: tuple[Stack, Client]) -> Client:
+    return running[1]
 
 
 def write_notebook(path: Path) -> None:
