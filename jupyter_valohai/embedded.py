@@ -33,7 +33,7 @@ from .services import ManagedProcess
 STARTUP_TIMEOUT = 60.0
 
 
-def _write_secret(path: str, text: str) -> None:
+def write_secret(path: str, text: str) -> None:
     """Write ``text`` to ``path`` with mode 0600, atomically (readers never see half a file)."""
     tmp = f"{path}.tmp-{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -59,7 +59,7 @@ def load_or_create_token(path: str) -> str:
     except FileNotFoundError:
         pass
     token = secrets.token_urlsafe(32)
-    _write_secret(path, token + "\n")
+    write_secret(path, token + "\n")
     return token
 
 
@@ -93,6 +93,24 @@ def _port_in_use(host: str, port: int) -> bool:
         return False
 
 
+def default_data_dir() -> str:
+    """The embedded default's data dir: ``$VH_DATA_DIR`` or ``~/.local/share/jupyter-valohai``."""
+    return os.environ.get("VH_DATA_DIR") or os.path.expanduser("~/.local/share/jupyter-valohai")
+
+
+def up_command(
+    data_dir: str, port: int, *, agents: int = 1, lab: bool = False, stop_with_parent: bool = False
+) -> list[str]:
+    """The command line of ``jupyter valohai up`` (for whoever starts it as a child process)."""
+    argv = [
+        sys.executable, "-m", "jupyter_valohai.app", "up", "--lab" if lab else "--no-lab",
+        "--data-dir", data_dir, "--port", str(port), "--agents", str(agents),
+    ]
+    if stop_with_parent:
+        argv.append("--stop-with-parent")
+    return argv
+
+
 class _Interrupted(Exception):
     """Raised in the main thread by SIGINT/SIGTERM."""
 
@@ -120,6 +138,11 @@ class UpApp(JupyterApp):
         **base_flags,
         "no-lab": ({"UpApp": {"lab": False}}, "Do not start JupyterLab."),
         "lab": ({"UpApp": {"lab": True}}, "Start JupyterLab (the default)."),
+        "stop-with-parent": (
+            {"UpApp": {"stop_with_parent": True}},
+            "Stop everything when the process that started us exits (used by the server "
+            "extension's embedded default).",
+        ),
     }
 
     data_dir = Unicode(
@@ -137,12 +160,13 @@ class UpApp(JupyterApp):
     lab = Bool(True, help="Start JupyterLab too.").tag(config=True)
     lab_port = Int(8888, help="Port of JupyterLab.").tag(config=True)
     agents = Int(1, help="Number of local agents to start.").tag(config=True)
+    stop_with_parent = Bool(
+        False, help="Stop everything when the parent process exits, even if it was killed."
+    ).tag(config=True)
 
     @default("data_dir")
     def _data_dir_default(self) -> str:
-        return os.environ.get("VH_DATA_DIR") or os.path.expanduser(
-            "~/.local/share/jupyter-valohai"
-        )
+        return default_data_dir()
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -244,7 +268,7 @@ class UpApp(JupyterApp):
 
     def write_connection_file(self) -> None:
         body = {"url": self.master_url, "token": self.admin_token, "pid": os.getpid()}
-        _write_secret(self.connection_file, json.dumps(body, indent=2) + "\n")
+        write_secret(self.connection_file, json.dumps(body, indent=2) + "\n")
 
     # -- the life cycle ----------------------------------------------------------------------
 
@@ -313,6 +337,9 @@ class UpApp(JupyterApp):
     def _watch(self) -> int:
         """Wait for a signal (exit 0) or a child that dies on its own (exit 1)."""
         while True:
+            if self.stop_with_parent and os.getppid() != self._parent_pid:
+                self.log.info("The process that started us exited: stopping.")
+                return 0
             for proc in self.children:
                 if not proc.alive():
                     self.log.error(
@@ -324,6 +351,7 @@ class UpApp(JupyterApp):
 
     def start(self) -> None:
         self.children: list[ManagedProcess] = []
+        self._parent_pid = os.getppid()
         self._deferring = False
         self._pending_signal = ""
         os.makedirs(self._path("logs"), mode=0o700, exist_ok=True)

@@ -1,0 +1,72 @@
+"""The Jupyter server extension: the master behind Jupyter's auth, under ``<base_url>valohai/``.
+
+Enabled by ``jupyter_server_config.d/jupyter_valohai.json`` when the package is installed;
+configured by ``c.Valohai`` (:mod:`.config`). With no master configured it runs the embedded
+default beside Jupyter and stops it with Jupyter (:mod:`.link`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from jupyter_server.extension.application import ExtensionApp
+
+from .config import Valohai
+from .events import EventsHandler
+from .handlers import (
+    ConnectionHandler,
+    EnvironmentsHandler,
+    ExecutionHandler,
+    ExecutionsHandler,
+    NotebookParametersHandler,
+    OutputsHandler,
+    ProjectsHandler,
+    StopHandler,
+)
+from .link import MasterLink
+
+_REF = r"(?P<ref>[^/]+)"
+
+#: The routes, relative to the server's base URL.
+ROUTES = [
+    (r"valohai/connection", ConnectionHandler),
+    (r"valohai/projects", ProjectsHandler),
+    (r"valohai/environments", EnvironmentsHandler),
+    (r"valohai/executions", ExecutionsHandler),
+    (rf"valohai/executions/{_REF}", ExecutionHandler),
+    (rf"valohai/executions/{_REF}/stop", StopHandler),
+    (rf"valohai/executions/{_REF}/events", EventsHandler),
+    (rf"valohai/executions/{_REF}/outputs", OutputsHandler),
+    (r"valohai/notebook-parameters", NotebookParametersHandler),
+]
+
+
+class ValohaiExtension(ExtensionApp):
+    """jupyter-valohai's server extension: routes, the master link, the embedded default."""
+
+    name = "valohai"  # config file: jupyter_valohai_config.py
+    classes = [Valohai]  # type: ignore[assignment]
+    load_other_extensions = True
+
+    link: MasterLink | None = None
+
+    def initialize_settings(self) -> None:
+        assert self.serverapp is not None
+        config = Valohai(parent=self)
+        name = f"valohai-connection-{os.getpid()}-{self.serverapp.port}.json"
+        runtime_file = os.path.join(self.serverapp.runtime_dir, name)
+        os.makedirs(self.serverapp.runtime_dir, exist_ok=True)
+        self.link = MasterLink(config, runtime_file)
+        self.link.start()
+        self.settings["valohai_link"] = self.link
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(ROUTES)
+
+    async def stop_extension(self) -> None:
+        """Stop the embedded default (if we started it); forget the connection file."""
+        if self.link is not None:
+            await self.link.stop()
+
+
+__all__ = ["ROUTES", "Valohai", "ValohaiExtension"]
