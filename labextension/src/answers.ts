@@ -1,5 +1,9 @@
 /** Reading the server's answers, tolerant of the shapes the routes may take. */
-import { IDescribeConnection, IDescribeEnvironment, IDescribeProject } from './types';
+import {
+  IDescribeConnection,
+  IDescribeEnvironment,
+  IDescribeProject
+} from './types';
 
 /** A list answer: a JSON array, or a page `{results: [...]}` as the master's API sends. */
 export function results<T>(answer: unknown): T[] {
@@ -8,7 +12,14 @@ export function results<T>(answer: unknown): T[] {
   }
   if (typeof answer === 'object' && answer !== null) {
     const page = answer as Record<string, unknown>;
-    for (const key of ['results', 'items', 'executions', 'projects', 'environments', 'outputs']) {
+    for (const key of [
+      'results',
+      'items',
+      'executions',
+      'projects',
+      'environments',
+      'outputs'
+    ]) {
       if (Array.isArray(page[key])) {
         return page[key] as T[];
       }
@@ -28,7 +39,9 @@ export interface IConnectionSummary {
   problem: string;
 }
 
-export function connectionSummary(answer: IDescribeConnection): IConnectionSummary {
+export function connectionSummary(
+  answer: IDescribeConnection
+): IConnectionSummary {
   const error = answer.error;
   let problem = '';
   if (typeof error === 'string') {
@@ -37,10 +50,14 @@ export function connectionSummary(answer: IDescribeConnection): IConnectionSumma
     problem = [error.message, error.hint].filter(Boolean).join(' ');
   }
   if (!problem && answer.connected === false) {
-    problem = [answer.message || 'Not connected to a master.', answer.hint].filter(Boolean).join(' ');
+    problem = [answer.message || 'Not connected to a master.', answer.hint]
+      .filter(Boolean)
+      .join(' ');
   }
   const user =
-    (answer.user && typeof answer.user === 'object' ? answer.user.username : undefined) ??
+    (answer.user && typeof answer.user === 'object'
+      ? answer.user.username
+      : undefined) ??
     answer.username ??
     '';
   const embedded = answer.embedded ?? answer.source === 'embedded';
@@ -78,7 +95,10 @@ export function repositoryUrl(project: IDescribeProject): string {
 }
 
 /** A project picked earlier (by id or name) if it still exists, else the first one. */
-export function pickProject(projects: IDescribeProject[], wanted?: string | null): string | null {
+export function pickProject(
+  projects: IDescribeProject[],
+  wanted?: string | null
+): string | null {
   const found = projects.find(p => p.id === wanted || p.name === wanted);
   return found?.id ?? projects[0]?.id ?? null;
 }

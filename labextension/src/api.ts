@@ -15,24 +15,39 @@ const json = (body: unknown): string => JSON.stringify(body);
 const path = (id: string): string => encodeURIComponent(id);
 
 export const api = {
-  connection: (): Promise<IDescribeConnection> => requestAPI<IDescribeConnection>('connection'),
+  connection: (): Promise<IDescribeConnection> =>
+    requestAPI<IDescribeConnection>('connection'),
 
-  projects: async (): Promise<IDescribeProject[]> => results(await requestAPI('projects')),
+  projects: async (): Promise<IDescribeProject[]> =>
+    results(await requestAPI('projects')),
 
   createProject: (body: ICreateProject): Promise<IDescribeProject> =>
-    requestAPI<IDescribeProject>('projects', { method: 'POST', body: json(body) }),
+    requestAPI<IDescribeProject>('projects', {
+      method: 'POST',
+      body: json(body)
+    }),
 
   environments: async (): Promise<IDescribeEnvironment[]> =>
     results(await requestAPI('environments')),
 
-  executions: async (project: string, limit = 50): Promise<IDescribeExecution[]> =>
-    results(await requestAPI('executions', { query: { project, limit: String(limit) } })),
+  executions: async (
+    project: string,
+    limit = 50
+  ): Promise<IDescribeExecution[]> =>
+    results(
+      await requestAPI('executions', {
+        query: { project, limit: String(limit) }
+      })
+    ),
 
   execution: (id: string): Promise<IDescribeExecution> =>
     requestAPI<IDescribeExecution>(`executions/${path(id)}`),
 
   run: (body: ICreateExecution): Promise<IDescribeExecution> =>
-    requestAPI<IDescribeExecution>('executions', { method: 'POST', body: json(body) }),
+    requestAPI<IDescribeExecution>('executions', {
+      method: 'POST',
+      body: json(body)
+    }),
 
   stop: (id: string): Promise<{ message?: string }> =>
     requestAPI(`executions/${path(id)}/stop`, { method: 'POST', body: '{}' }),

@@ -37,18 +37,26 @@ const HINTS: Record<number, string> = {
 export function apiError(status: number, body: unknown): ApiError {
   if (typeof body === 'object' && body !== null) {
     const data = body as Record<string, unknown>;
-    const message = typeof data.message === 'string' && data.message ? data.message : '';
+    const message =
+      typeof data.message === 'string' && data.message ? data.message : '';
     const reason = typeof data.reason === 'string' ? data.reason : '';
     const hint = typeof data.hint === 'string' ? data.hint : '';
     const code = typeof data.code === 'string' ? data.code : '';
     if (message || reason) {
-      return new ApiError(message || reason, hint || HINTS[status] || '', status, code);
+      return new ApiError(
+        message || reason,
+        hint || HINTS[status] || '',
+        status,
+        code
+      );
     }
   }
   const text = typeof body === 'string' ? body.trim() : '';
   // An HTML error page is no message: fall back to the status's own words.
-  const readable = text && !text.startsWith('<') && text.length < 300 ? text : '';
-  const message = readable || STATUS_TEXT[status] || `The server answered HTTP ${status}.`;
+  const readable =
+    text && !text.startsWith('<') && text.length < 300 ? text : '';
+  const message =
+    readable || STATUS_TEXT[status] || `The server answered HTTP ${status}.`;
   return new ApiError(message, HINTS[status] ?? '', status);
 }
 

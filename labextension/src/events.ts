@@ -31,7 +31,8 @@ export function subscribe(
           closed = true;
           onEvent({
             kind: 'error',
-            message: 'The live event stream was refused. Reopen the execution to retry.'
+            message:
+              'The live event stream was refused. Reopen the execution to retry.'
           });
         }
         return;

@@ -50,7 +50,10 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
 function asType(value: unknown, fallback: unknown): ParameterType {
-  if (typeof value === 'string' && (PARAMETER_TYPES as string[]).includes(value)) {
+  if (
+    typeof value === 'string' &&
+    (PARAMETER_TYPES as string[]).includes(value)
+  ) {
     return value as ParameterType;
   }
   if (typeof fallback === 'boolean') {
@@ -73,7 +76,11 @@ function parameterList(raw: unknown): IParameterField[] {
     if (isRecord(item)) {
       const name = typeof item.name === 'string' ? item.name : key;
       if (name) {
-        fields.push({ name, type: asType(item.type, item.default), default: item.default });
+        fields.push({
+          name,
+          type: asType(item.type, item.default),
+          default: item.default
+        });
       }
     } else if (key) {
       // a plain {name: default} map
@@ -104,7 +111,10 @@ function inputList(raw: unknown): IInputField[] {
       .map(item => ({ name: item.name as string, default: uriList(item) }));
   }
   if (isRecord(raw)) {
-    return Object.entries(raw).map(([name, value]) => ({ name, default: uriList(value) }));
+    return Object.entries(raw).map(([name, value]) => ({
+      name,
+      default: uriList(value)
+    }));
   }
   return [];
 }
@@ -126,7 +136,10 @@ export function formSpec(raw: unknown): IFormSpec {
 }
 
 /** The text a default shows as (flags stay booleans). */
-export function valueText(type: ParameterType, value: unknown): string | boolean {
+export function valueText(
+  type: ParameterType,
+  value: unknown
+): string | boolean {
   if (type === 'flag') {
     if (typeof value === 'string') {
       return ['true', 'yes', 'on', '1'].includes(value.trim().toLowerCase());
@@ -136,14 +149,21 @@ export function valueText(type: ParameterType, value: unknown): string | boolean
   if (value === undefined || value === null) {
     return '';
   }
-  if (type === 'float' && typeof value === 'number' && Number.isInteger(value)) {
+  if (
+    type === 'float' &&
+    typeof value === 'number' &&
+    Number.isInteger(value)
+  ) {
     return value.toFixed(1); // 1.0, so it reads as a float
   }
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
 /** The form's starting values: the notebook's defaults, overridden by `prefill`. */
-export function initialValues(spec: IFormSpec, prefill?: Partial<IFormValues>): IFormValues {
+export function initialValues(
+  spec: IFormSpec,
+  prefill?: Partial<IFormValues>
+): IFormValues {
   const values: IFormValues = { parameters: {}, inputs: {} };
   for (const field of spec.parameters) {
     values.parameters[field.name] = valueText(field.type, field.default);
@@ -175,7 +195,9 @@ export function parseParameter(
   const trimmed = text.trim();
   if (field.type === 'integer') {
     if (!INTEGER.test(trimmed)) {
-      return { error: `${field.name} must be an integer (e.g. ${valueText('integer', field.default) || 1}).` };
+      return {
+        error: `${field.name} must be an integer (e.g. ${valueText('integer', field.default) || 1}).`
+      };
     }
     const parsed = Number(trimmed);
     if (!Number.isSafeInteger(parsed)) {
@@ -184,13 +206,18 @@ export function parseParameter(
     return { value: parsed };
   }
   if (!FLOAT.test(trimmed) || !Number.isFinite(Number(trimmed))) {
-    return { error: `${field.name} must be a number (e.g. ${valueText('float', field.default) || '0.1'}).` };
+    return {
+      error: `${field.name} must be a number (e.g. ${valueText('float', field.default) || '0.1'}).`
+    };
   }
   return { value: Number(trimmed) };
 }
 
 /** Split an input's text into URIs (one a line) and check each. */
-export function parseInput(name: string, text: string | undefined): { value?: string[]; error?: string } {
+export function parseInput(
+  name: string,
+  text: string | undefined
+): { value?: string[]; error?: string } {
   const uris = (text ?? '')
     .split(/\r?\n/)
     .map(line => line.trim())
@@ -234,12 +261,18 @@ export function validate(spec: IFormSpec, values: IFormValues): IValidated {
 }
 
 /** The form values of an earlier execution, for "re-run with changes". */
-export function prefillFrom(spec: IFormSpec, execution: IDescribeExecution): Partial<IFormValues> {
+export function prefillFrom(
+  spec: IFormSpec,
+  execution: IDescribeExecution
+): Partial<IFormValues> {
   const prefill: IFormValues = { parameters: {}, inputs: {} };
   const params = execution.parameters ?? {};
   for (const field of spec.parameters) {
     if (field.name in params) {
-      prefill.parameters[field.name] = valueText(field.type, params[field.name]);
+      prefill.parameters[field.name] = valueText(
+        field.type,
+        params[field.name]
+      );
     }
   }
   for (const input of execution.inputs ?? []) {
@@ -248,4 +281,40 @@ export function prefillFrom(spec: IFormSpec, execution: IDescribeExecution): Par
     }
   }
   return prefill;
+}
+
+/**
+ * The values to keep when the notebook's parameters are read again (after a save): what the
+ * user changed from the old defaults stays, the rest shows the new defaults.
+ */
+export function carryOver(
+  previous: IFormSpec,
+  next: IFormSpec,
+  values: IFormValues
+): IFormValues {
+  const before = initialValues(previous);
+  const kept: IFormValues = { parameters: {}, inputs: {} };
+  for (const field of next.parameters) {
+    const value = values.parameters[field.name];
+    const old = previous.parameters.find(p => p.name === field.name);
+    if (
+      old &&
+      old.type === field.type &&
+      value !== undefined &&
+      value !== before.parameters[field.name]
+    ) {
+      kept.parameters[field.name] = value;
+    }
+  }
+  for (const field of next.inputs) {
+    const text = values.inputs[field.name];
+    if (
+      text !== undefined &&
+      field.name in before.inputs &&
+      text !== before.inputs[field.name]
+    ) {
+      kept.inputs[field.name] = text;
+    }
+  }
+  return initialValues(next, kept);
 }

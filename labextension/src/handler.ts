@@ -7,10 +7,14 @@ import { ApiError, apiError } from './errors';
 export const API_NAMESPACE = 'valohai';
 
 /** The server settings (base URL, XSRF and token handling) of this Lab. */
-const settings = (): ServerConnection.ISettings => ServerConnection.makeSettings();
+const settings = (): ServerConnection.ISettings =>
+  ServerConnection.makeSettings();
 
 /** The URL of a route, e.g. `apiUrl('executions/x/events')`, with query parameters. */
-export function apiUrl(endPoint: string, query?: Record<string, string | undefined>): string {
+export function apiUrl(
+  endPoint: string,
+  query?: Record<string, string | undefined>
+): string {
   const url = URLExt.join(settings().baseUrl, API_NAMESPACE, endPoint);
   const pairs = Object.entries(query ?? {}).filter(
     (pair): pair is [string, string] => pair[1] !== undefined && pair[1] !== ''
@@ -33,12 +37,19 @@ export async function requestAPI<T>(
 ): Promise<T> {
   const { query, ...request } = init;
   if (request.body !== undefined && typeof request.body === 'string') {
-    request.headers = { 'Content-Type': 'application/json', ...(request.headers ?? {}) };
+    request.headers = {
+      'Content-Type': 'application/json',
+      ...(request.headers ?? {})
+    };
   }
   const server = settings();
   let response: Response;
   try {
-    response = await ServerConnection.makeRequest(apiUrl(endPoint, query), request, server);
+    response = await ServerConnection.makeRequest(
+      apiUrl(endPoint, query),
+      request,
+      server
+    );
   } catch (error) {
     throw new ApiError(
       'The Jupyter server does not answer.',
@@ -63,7 +74,9 @@ export async function requestAPI<T>(
 /** The URL of an execution's server-sent events (EventSource sends the Jupyter cookies). */
 export function eventsUrl(executionId: string, after?: string | null): string {
   const server = settings();
-  const query: Record<string, string | undefined> = { after: after ?? undefined };
+  const query: Record<string, string | undefined> = {
+    after: after ?? undefined
+  };
   // Cross-origin setups (no cookie) authenticate like Lab's websockets: with the token.
   if (server.appendToken && server.token) {
     query.token = server.token;

@@ -6,12 +6,17 @@ import { ICellState, IDescribeExecution, ILogEvent } from './types';
 
 export const TERMINAL_STATUSES = ['complete', 'error', 'stopped', 'crashed'];
 
-export const isTerminal = (status: string): boolean => TERMINAL_STATUSES.includes(status);
+export const isTerminal = (status: string): boolean =>
+  TERMINAL_STATUSES.includes(status);
 
 /** Newest first: by counter, then by creation time. */
-export function sortExecutions(list: IDescribeExecution[]): IDescribeExecution[] {
+export function sortExecutions(
+  list: IDescribeExecution[]
+): IDescribeExecution[] {
   return [...list].sort(
-    (a, b) => (b.counter ?? 0) - (a.counter ?? 0) || (b.ctime ?? '').localeCompare(a.ctime ?? '')
+    (a, b) =>
+      (b.counter ?? 0) - (a.counter ?? 0) ||
+      (b.ctime ?? '').localeCompare(a.ctime ?? '')
   );
 }
 
@@ -40,11 +45,19 @@ export function setStatus(
  * Which executions get a live event stream: the unfinished ones, newest first, at most `limit`
  * (browsers allow few connections per host), always including the one shown in detail.
  */
-export function liveIds(list: IDescribeExecution[], limit: number, selected?: string | null): string[] {
+export function liveIds(
+  list: IDescribeExecution[],
+  limit: number,
+  selected?: string | null
+): string[] {
   const ids = sortExecutions(list)
     .filter(item => !isTerminal(item.status))
     .map(item => item.id);
-  if (selected && !ids.includes(selected) && list.some(item => item.id === selected)) {
+  if (
+    selected &&
+    !ids.includes(selected) &&
+    list.some(item => item.id === selected)
+  ) {
     ids.unshift(selected);
   } else if (selected && ids.includes(selected)) {
     ids.splice(ids.indexOf(selected), 1);
@@ -57,7 +70,12 @@ export function liveIds(list: IDescribeExecution[], limit: number, selected?: st
 export type StreamEvent =
   | { kind: 'log'; id?: string; event: ILogEvent }
   | { kind: 'progress'; id?: string; event: ILogEvent; cell: ICellEvent | null }
-  | { kind: 'metadata'; id?: string; event: ILogEvent; data: Record<string, unknown> | null }
+  | {
+      kind: 'metadata';
+      id?: string;
+      event: ILogEvent;
+      data: Record<string, unknown> | null;
+    }
   | { kind: 'end'; status: string }
   | { kind: 'error'; message: string };
 
@@ -86,30 +104,50 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** Decode one SSE message (`event:` name and `data:` text) of `valohai/executions/{id}/events`. */
-export function decodeStreamEvent(kind: string, data: string, id?: string): StreamEvent {
+export function decodeStreamEvent(
+  kind: string,
+  data: string,
+  id?: string
+): StreamEvent {
   const parsed = parseJSON(data);
   if (!isObject(parsed)) {
-    return { kind: 'error', message: `The server sent an unreadable ${kind} event.` };
+    return {
+      kind: 'error',
+      message: `The server sent an unreadable ${kind} event.`
+    };
   }
   if (kind === 'end') {
     return { kind: 'end', status: String(parsed.status ?? '') };
   }
   if (kind === 'error') {
     const message = String(parsed.message ?? 'The event stream failed.');
-    return { kind: 'error', message: parsed.hint ? `${message} ${String(parsed.hint)}` : message };
+    return {
+      kind: 'error',
+      message: parsed.hint ? `${message} ${String(parsed.hint)}` : message
+    };
   }
   const event: ILogEvent = {
     stream: String(parsed.stream ?? (kind === 'log' ? 'stdout' : kind)),
     message: String(parsed.message ?? ''),
     time: String(parsed.time ?? '')
   };
-  const payload = isObject(parsed.data) ? parsed.data : parseJSON(event.message);
+  const payload = isObject(parsed.data)
+    ? parsed.data
+    : parseJSON(event.message);
   if (kind === 'progress') {
-    const cell = isObject(payload) && payload.type === 'cell' ? (payload as unknown as ICellEvent) : null;
+    const cell =
+      isObject(payload) && payload.type === 'cell'
+        ? (payload as unknown as ICellEvent)
+        : null;
     return { kind: 'progress', id, event, cell };
   }
   if (kind === 'metadata') {
-    return { kind: 'metadata', id, event, data: isObject(payload) ? payload : null };
+    return {
+      kind: 'metadata',
+      id,
+      event,
+      data: isObject(payload) ? payload : null
+    };
   }
   return { kind: 'log', id, event };
 }
@@ -168,7 +206,10 @@ export function addMetrics(
   return next;
 }
 
-function applyCell(cells: Record<number, ICellState>, cell: ICellEvent): Record<number, ICellState> {
+function applyCell(
+  cells: Record<number, ICellState>,
+  cell: ICellEvent
+): Record<number, ICellState> {
   const previous = cells[cell.index];
   const state: ICellState =
     cell.state === 'start'
@@ -212,7 +253,9 @@ export function reduceLive(state: ILiveState, event: StreamEvent): ILiveState {
         ...state,
         lastEventId: event.id ?? state.lastEventId,
         metadataCount: order + 1,
-        metrics: event.data ? addMetrics(state.metrics, event.data, order) : state.metrics
+        metrics: event.data
+          ? addMetrics(state.metrics, event.data, order)
+          : state.metrics
       };
     }
     case 'log': {
@@ -240,7 +283,12 @@ export function cellProgress(state: ILiveState): string | null {
 
 /** "1 h 2 min", "3 min 4 s", "5 s", "" for no duration. */
 export function formatDuration(seconds: number | null | undefined): string {
-  if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) {
+  if (
+    seconds === null ||
+    seconds === undefined ||
+    !Number.isFinite(seconds) ||
+    seconds < 0
+  ) {
     return '';
   }
   const s = Math.round(seconds);

@@ -1,4 +1,10 @@
-import { connectionSummary, environmentLabel, pickProject, repositoryUrl, results } from '../src/answers';
+import {
+  connectionSummary,
+  environmentLabel,
+  pickProject,
+  repositoryUrl,
+  results
+} from '../src/answers';
 import { apiError, ApiError, errorMessage } from '../src/errors';
 
 describe('results', () => {
@@ -14,7 +20,11 @@ describe('results', () => {
 describe('connectionSummary', () => {
   it('describes an embedded master and the user', () => {
     expect(
-      connectionSummary({ url: 'http://127.0.0.1:8700', source: 'embedded', user: { username: 'ada' } })
+      connectionSummary({
+        url: 'http://127.0.0.1:8700',
+        source: 'embedded',
+        user: { username: 'ada' }
+      })
     ).toEqual({
       ok: true,
       kind: 'Embedded master',
@@ -30,33 +40,65 @@ describe('connectionSummary', () => {
       source: 'login file',
       embedded: false,
       connected: false,
-      error: { message: 'The master at https://vh.example.com does not answer.', hint: 'Is it running?' }
+      error: {
+        message: 'The master at https://vh.example.com does not answer.',
+        hint: 'Is it running?'
+      }
     });
     expect(summary.ok).toBe(false);
     expect(summary.kind).toBe('Remote master');
-    expect(summary.problem).toBe('The master at https://vh.example.com does not answer. Is it running?');
+    expect(summary.problem).toBe(
+      'The master at https://vh.example.com does not answer. Is it running?'
+    );
   });
 
   it('says when nothing is configured', () => {
-    const summary = connectionSummary({ connected: false, message: 'Not configured.', hint: 'Log in.' });
-    expect(summary).toMatchObject({ ok: false, problem: 'Not configured. Log in.' });
+    const summary = connectionSummary({
+      connected: false,
+      message: 'Not configured.',
+      hint: 'Log in.'
+    });
+    expect(summary).toMatchObject({
+      ok: false,
+      problem: 'Not configured. Log in.'
+    });
   });
 });
 
 describe('labels', () => {
   it('labels environments with queue depth and workers when known', () => {
-    expect(environmentLabel({ id: '1', name: 'Local', slug: 'local' })).toBe('Local');
-    expect(environmentLabel({ id: '1', name: 'Local', slug: 'local', queue_depth: 3, workers: 1 })).toBe(
-      'Local (3 queued, 1 worker)'
+    expect(environmentLabel({ id: '1', name: 'Local', slug: 'local' })).toBe(
+      'Local'
     );
-    expect(environmentLabel({ id: '1', name: '', slug: 'gpu', queued: 0, workers: [{}, {}] })).toBe(
-      'gpu (0 queued, 2 workers)'
-    );
+    expect(
+      environmentLabel({
+        id: '1',
+        name: 'Local',
+        slug: 'local',
+        queue_depth: 3,
+        workers: 1
+      })
+    ).toBe('Local (3 queued, 1 worker)');
+    expect(
+      environmentLabel({
+        id: '1',
+        name: '',
+        slug: 'gpu',
+        queued: 0,
+        workers: [{}, {}]
+      })
+    ).toBe('gpu (0 queued, 2 workers)');
   });
 
   it('reads repositories and picks projects', () => {
     expect(repositoryUrl({ id: 'p', name: 'p', repository: null })).toBe('');
-    expect(repositoryUrl({ id: 'p', name: 'p', repository: { url: 'https://g/r.git' } })).toBe('https://g/r.git');
+    expect(
+      repositoryUrl({
+        id: 'p',
+        name: 'p',
+        repository: { url: 'https://g/r.git' }
+      })
+    ).toBe('https://g/r.git');
     const projects = [
       { id: 'p1', name: 'one' },
       { id: 'p2', name: 'two' }
@@ -69,25 +111,35 @@ describe('labels', () => {
 });
 
 describe('errors', () => {
-  it('reads the server\'s {code, message, hint}', () => {
-    const error = apiError(400, { code: 'invalid_input', message: "Parameter 'lr' must be a number.", hint: 'Its default is 0.1.' });
+  it("reads the server's {code, message, hint}", () => {
+    const error = apiError(400, {
+      code: 'invalid_input',
+      message: "Parameter 'lr' must be a number.",
+      hint: 'Its default is 0.1.'
+    });
     expect(error).toBeInstanceOf(ApiError);
     expect(error.status).toBe(400);
     expect(error.code).toBe('invalid_input');
-    expect(errorMessage(error)).toBe("Parameter 'lr' must be a number. Its default is 0.1.");
+    expect(errorMessage(error)).toBe(
+      "Parameter 'lr' must be a number. Its default is 0.1."
+    );
   });
 
-  it('reads Jupyter\'s {message, reason} and adds a hint of its own', () => {
-    expect(errorMessage(apiError(404, { message: 'Not Found', reason: null }))).toBe(
+  it("reads Jupyter's {message, reason} and adds a hint of its own", () => {
+    expect(
+      errorMessage(apiError(404, { message: 'Not Found', reason: null }))
+    ).toBe(
       'Not Found Is the jupyter-valohai server extension enabled? (`jupyter server extension list`)'
     );
   });
 
   it('never shows an HTML page', () => {
-    expect(errorMessage(apiError(500, '<html><body>Traceback...</body></html>'))).toBe(
-      'The Jupyter server failed.'
+    expect(
+      errorMessage(apiError(500, '<html><body>Traceback...</body></html>'))
+    ).toBe('The Jupyter server failed.');
+    expect(errorMessage(apiError(418, ''))).toBe(
+      'The server answered HTTP 418.'
     );
-    expect(errorMessage(apiError(418, ''))).toBe('The server answered HTTP 418.');
     expect(errorMessage(apiError(502, 'bad gateway'))).toBe('bad gateway');
   });
 

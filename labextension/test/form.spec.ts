@@ -4,6 +4,7 @@ import {
   parseInput,
   parseParameter,
   prefillFrom,
+  carryOver,
   validate,
   valueText
 } from '../src/form';
@@ -16,7 +17,10 @@ const ANSWER = {
     { name: 'label', type: 'string', default: 'run' },
     { name: 'verbose', type: 'flag', default: false }
   ],
-  inputs: { data: ['https://example.com/a.csv', 'https://example.com/b.csv'], extra: [] }
+  inputs: {
+    data: ['https://example.com/a.csv', 'https://example.com/b.csv'],
+    extra: []
+  }
 };
 
 describe('formSpec', () => {
@@ -30,14 +34,21 @@ describe('formSpec', () => {
       ['verbose', 'flag']
     ]);
     expect(spec.inputs).toEqual([
-      { name: 'data', default: ['https://example.com/a.csv', 'https://example.com/b.csv'] },
+      {
+        name: 'data',
+        default: ['https://example.com/a.csv', 'https://example.com/b.csv']
+      },
       { name: 'extra', default: [] }
     ]);
   });
 
   it('reads a map name -> {type, default} and infers missing types from defaults', () => {
     const spec = formSpec({
-      parameters: { epochs: { type: 'integer', default: 3 }, rate: { default: 0.5 }, on: { default: true } },
+      parameters: {
+        epochs: { type: 'integer', default: 3 },
+        rate: { default: 0.5 },
+        on: { default: true }
+      },
       inputs: [{ name: 'model', urls: ['s3://bucket/model.pkl'] }]
     });
     expect(spec.parameters).toEqual([
@@ -45,11 +56,16 @@ describe('formSpec', () => {
       { name: 'rate', type: 'float', default: 0.5 },
       { name: 'on', type: 'flag', default: true }
     ]);
-    expect(spec.inputs).toEqual([{ name: 'model', default: ['s3://bucket/model.pkl'] }]);
+    expect(spec.inputs).toEqual([
+      { name: 'model', default: ['s3://bucket/model.pkl'] }
+    ]);
   });
 
   it('gives an empty form for a notebook without parameters or a strange answer', () => {
-    expect(formSpec({ parameters: [], inputs: {} })).toEqual({ parameters: [], inputs: [] });
+    expect(formSpec({ parameters: [], inputs: {} })).toEqual({
+      parameters: [],
+      inputs: []
+    });
     expect(formSpec(null)).toEqual({ parameters: [], inputs: [] });
     expect(formSpec('nope')).toEqual({ parameters: [], inputs: [] });
   });
@@ -72,7 +88,9 @@ describe('initialValues', () => {
   });
 
   it('lets a prefill override the defaults', () => {
-    const values = initialValues(formSpec(ANSWER), { parameters: { epochs: '99' } });
+    const values = initialValues(formSpec(ANSWER), {
+      parameters: { epochs: '99' }
+    });
     expect(values.parameters.epochs).toBe('99');
     expect(values.parameters.lr).toBe('0.1');
   });
@@ -85,10 +103,14 @@ describe('parseParameter', () => {
   it('converts integers and refuses decimals and words', () => {
     expect(parseParameter(integer, ' 42 ')).toEqual({ value: 42 });
     expect(parseParameter(integer, '-3')).toEqual({ value: -3 });
-    expect(parseParameter(integer, '4.5').error).toBe('epochs must be an integer (e.g. 10).');
+    expect(parseParameter(integer, '4.5').error).toBe(
+      'epochs must be an integer (e.g. 10).'
+    );
     expect(parseParameter(integer, 'ten').error).toMatch(/integer/);
     expect(parseParameter(integer, '').error).toMatch(/integer/);
-    expect(parseParameter(integer, '99999999999999999999').error).toMatch(/too large/);
+    expect(parseParameter(integer, '99999999999999999999').error).toMatch(
+      /too large/
+    );
   });
 
   it('converts floats, with exponents, and refuses the rest', () => {
@@ -96,7 +118,9 @@ describe('parseParameter', () => {
     expect(parseParameter(float, '1e-3')).toEqual({ value: 0.001 });
     expect(parseParameter(float, '3')).toEqual({ value: 3 });
     expect(parseParameter(float, '.5')).toEqual({ value: 0.5 });
-    expect(parseParameter(float, 'abc').error).toBe('lr must be a number (e.g. 0.1).');
+    expect(parseParameter(float, 'abc').error).toBe(
+      'lr must be a number (e.g. 0.1).'
+    );
     expect(parseParameter(float, 'Infinity').error).toMatch(/number/);
     expect(parseParameter(float, '1.2.3').error).toMatch(/number/);
   });
@@ -117,7 +141,9 @@ describe('parseInput', () => {
       value: ['https://a/x.csv', 's3://b/y']
     });
     expect(parseInput('data', '')).toEqual({ value: [] });
-    expect(parseInput('data', 'datum://0123')).toEqual({ value: ['datum://0123'] });
+    expect(parseInput('data', 'datum://0123')).toEqual({
+      value: ['datum://0123']
+    });
   });
 
   it('names the line that is no URI', () => {
@@ -135,7 +161,13 @@ describe('validate', () => {
     values.parameters.verbose = true;
     const result = validate(spec, values);
     expect(result.ok).toBe(true);
-    expect(result.parameters).toEqual({ epochs: 20, lr: 0.1, scale: 2, label: 'run', verbose: true });
+    expect(result.parameters).toEqual({
+      epochs: 20,
+      lr: 0.1,
+      scale: 2,
+      label: 'run',
+      verbose: true
+    });
     expect(result.inputs).toEqual({
       data: ['https://example.com/a.csv', 'https://example.com/b.csv'],
       extra: []
@@ -156,7 +188,7 @@ describe('validate', () => {
 });
 
 describe('prefillFrom', () => {
-  it('takes an execution\'s parameters and inputs for the re-run form', () => {
+  it("takes an execution's parameters and inputs for the re-run form", () => {
     const spec = formSpec(ANSWER);
     const prefill = prefillFrom(spec, {
       id: 'e1',
@@ -185,5 +217,26 @@ describe('prefillFrom', () => {
   it('reads flags given as text', () => {
     expect(valueText('flag', 'true')).toBe(true);
     expect(valueText('flag', 'off')).toBe(false);
+  });
+});
+
+describe('carryOver', () => {
+  it('keeps what the user changed and shows new defaults for the rest', () => {
+    const before = formSpec(ANSWER);
+    const values = initialValues(before);
+    values.parameters.epochs = '50'; // changed by the user
+    values.inputs.extra = 'https://x/y';
+    const after = formSpec({
+      parameters: [
+        { name: 'epochs', type: 'integer', default: 20 },
+        { name: 'lr', type: 'float', default: 0.2 }, // default changed in the notebook
+        { name: 'label', type: 'flag', default: true } // type changed: the old text goes
+      ],
+      inputs: { extra: [], data: ['https://example.com/new.csv'] }
+    });
+    expect(carryOver(before, after, values)).toEqual({
+      parameters: { epochs: '50', lr: '0.2', label: true },
+      inputs: { extra: 'https://x/y', data: 'https://example.com/new.csv' }
+    });
   });
 });

@@ -15,7 +15,11 @@ import {
 } from '../src/state';
 import { IDescribeExecution } from '../src/types';
 
-const exe = (id: string, counter: number, status = 'queued'): IDescribeExecution => ({
+const exe = (
+  id: string,
+  counter: number,
+  status = 'queued'
+): IDescribeExecution => ({
   id,
   counter,
   status
@@ -77,15 +81,31 @@ describe('decodeStreamEvent', () => {
   });
 
   it('decodes progress from data, or from the message text', () => {
-    const cell = { type: 'cell', state: 'start', index: 2, total: 4, position: 1, source: 'x = 1' };
+    const cell = {
+      type: 'cell',
+      state: 'start',
+      index: 2,
+      total: 4,
+      position: 1,
+      source: 'x = 1'
+    };
     const withData = decodeStreamEvent(
       'progress',
-      JSON.stringify({ stream: 'progress', message: JSON.stringify(cell), time: 't', data: cell })
+      JSON.stringify({
+        stream: 'progress',
+        message: JSON.stringify(cell),
+        time: 't',
+        data: cell
+      })
     );
     expect(withData.kind === 'progress' && withData.cell).toEqual(cell);
     const fromText = decodeStreamEvent(
       'progress',
-      JSON.stringify({ stream: 'progress', message: JSON.stringify(cell), time: 't' })
+      JSON.stringify({
+        stream: 'progress',
+        message: JSON.stringify(cell),
+        time: 't'
+      })
     );
     expect(fromText.kind === 'progress' && fromText.cell).toEqual(cell);
   });
@@ -93,7 +113,11 @@ describe('decodeStreamEvent', () => {
   it('decodes metadata, the end and server errors', () => {
     const meta = decodeStreamEvent(
       'metadata',
-      JSON.stringify({ stream: 'metadata', message: '{"loss": 0.5}', time: 't' })
+      JSON.stringify({
+        stream: 'metadata',
+        message: '{"loss": 0.5}',
+        time: 't'
+      })
     );
     expect(meta.kind === 'metadata' && meta.data).toEqual({ loss: 0.5 });
     expect(decodeStreamEvent('end', '{"status": "complete"}')).toEqual({
@@ -101,8 +125,17 @@ describe('decodeStreamEvent', () => {
       status: 'complete'
     });
     expect(
-      decodeStreamEvent('error', JSON.stringify({ message: 'The master does not answer.', hint: 'Start it.' }))
-    ).toEqual({ kind: 'error', message: 'The master does not answer. Start it.' });
+      decodeStreamEvent(
+        'error',
+        JSON.stringify({
+          message: 'The master does not answer.',
+          hint: 'Start it.'
+        })
+      )
+    ).toEqual({
+      kind: 'error',
+      message: 'The master does not answer. Start it.'
+    });
     expect(decodeStreamEvent('log', 'not json').kind).toBe('error');
   });
 });
@@ -133,7 +166,11 @@ describe('live state', () => {
   });
 
   it('builds metric series, x from step/epoch or the order', () => {
-    let metrics = addMetrics({}, { epoch: 1, loss: 0.9, acc: 0.5, note: 'x' }, 0);
+    let metrics = addMetrics(
+      {},
+      { epoch: 1, loss: 0.9, acc: 0.5, note: 'x' },
+      0
+    );
     metrics = addMetrics(metrics, { epoch: 2, loss: 0.7 }, 1);
     expect(metrics.loss.points).toEqual([
       { x: 1, y: 0.9 },
@@ -170,16 +207,35 @@ describe('live state', () => {
     });
     let state = emptyLive();
     expect(cellProgress(state)).toBeNull();
-    state = reduceLive(state, progress({ state: 'start', index: 1, position: 1, time: 'a' }));
+    state = reduceLive(
+      state,
+      progress({ state: 'start', index: 1, position: 1, time: 'a' })
+    );
     expect(state.cells[1].state).toBe('running');
     expect(cellProgress(state)).toBe('0/2');
     state = reduceLive(
       state,
-      progress({ state: 'end', index: 1, position: 1, duration: 0.5, status: 'ok' })
+      progress({
+        state: 'end',
+        index: 1,
+        position: 1,
+        duration: 0.5,
+        status: 'ok'
+      })
     );
-    expect(state.cells[1]).toMatchObject({ state: 'ok', started_at: 'a', duration: 0.5 });
-    state = reduceLive(state, progress({ state: 'start', index: 3, position: 2 }));
-    state = reduceLive(state, progress({ state: 'end', index: 3, position: 2, status: 'error' }));
+    expect(state.cells[1]).toMatchObject({
+      state: 'ok',
+      started_at: 'a',
+      duration: 0.5
+    });
+    state = reduceLive(
+      state,
+      progress({ state: 'start', index: 3, position: 2 })
+    );
+    state = reduceLive(
+      state,
+      progress({ state: 'end', index: 3, position: 2, status: 'error' })
+    );
     expect(state.cells[3].state).toBe('error');
     expect(cellProgress(state)).toBe('2/2');
   });

@@ -1,0 +1,278 @@
+/** One execution: live logs, metrics, parameters, outputs, Stop, re-run with changes. */
+import React, { useEffect, useLayoutEffect, useRef } from 'react';
+
+import { chartGeometry } from '../chart';
+import {
+  cellProgress,
+  formatDuration,
+  formatSize,
+  ILiveState,
+  ISeries,
+  isTerminal
+} from '../state';
+import { IDatum, IDescribeExecution } from '../types';
+import { StatusBadge } from './Executions';
+
+const CHART_WIDTH = 240;
+const CHART_HEIGHT = 60;
+
+function MetricChart(props: { series: ISeries }): JSX.Element {
+  const g = chartGeometry(props.series.points, CHART_WIDTH, CHART_HEIGHT);
+  return (
+    <figure className="jp-Valohai-chart" data-metric={props.series.name}>
+      <figcaption>
+        <span className="jp-Valohai-metricName">{props.series.name}</span>{' '}
+        <span className="jp-Valohai-metricValue">
+          {g.last !== null ? formatNumber(g.last) : ''}
+        </span>
+        <span className="jp-Valohai-metricRange">
+          {' '}
+          (min {formatNumber(g.min)}, max {formatNumber(g.max)})
+        </span>
+      </figcaption>
+      <svg
+        width={CHART_WIDTH}
+        height={CHART_HEIGHT}
+        viewBox={`0 0 ${CHART_WIDTH} ${CHART_HEIGHT}`}
+        role="img"
+        aria-label={`${props.series.name} over ${props.series.points.length} points`}
+      >
+        <path d={g.path} className="jp-Valohai-chartLine" fill="none" />
+        {g.dots.length <= 50 &&
+          g.dots.map((d, i) => (
+            <circle
+              key={i}
+              cx={d.cx}
+              cy={d.cy}
+              r={2}
+              className="jp-Valohai-chartDot"
+            />
+          ))}
+      </svg>
+    </figure>
+  );
+}
+
+const formatNumber = (value: number): string =>
+  Number.isInteger(value)
+    ? String(value)
+    : value.toPrecision(4).replace(/\.?0+$/, '');
+
+function Logs(props: { live: ILiveState | undefined }): JSX.Element {
+  const ref = useRef<HTMLPreElement>(null);
+  const stick = useRef(true);
+  const logs = props.live?.logs ?? [];
+  useLayoutEffect(() => {
+    const pre = ref.current;
+    if (pre && stick.current) {
+      pre.scrollTop = pre.scrollHeight;
+    }
+  }, [logs.length]);
+  return (
+    <pre
+      ref={ref}
+      className="jp-Valohai-logs"
+      aria-label="Logs"
+      onScroll={event => {
+        const pre = event.currentTarget;
+        stick.current =
+          pre.scrollHeight - pre.scrollTop - pre.clientHeight < 20;
+      }}
+    >
+      {props.live?.dropped ? (
+        <div className="jp-Valohai-note">
+          … {props.live.dropped} earlier lines
+        </div>
+      ) : null}
+      {logs.map((line, i) => (
+        <div key={i} className={`jp-Valohai-log jp-Valohai-log-${line.stream}`}>
+          {line.message}
+        </div>
+      ))}
+      {!logs.length && (
+        <span className="jp-Valohai-note">No log lines yet.</span>
+      )}
+    </pre>
+  );
+}
+
+export interface IDetailProps {
+  execution: IDescribeExecution;
+  live: ILiveState | undefined;
+  outputs: IDatum[] | null;
+  outputsError: string;
+  busy: boolean;
+  onBack: () => void;
+  onStop: () => void;
+  onRerun: () => void;
+  onOutputs: () => void;
+  onOpenOutput: (datum: IDatum) => void;
+  onDownloadOutput: (datum: IDatum) => void;
+}
+
+export function ExecutionDetail(props: IDetailProps): JSX.Element {
+  const { execution, live } = props;
+  const terminal = isTerminal(execution.status);
+  const cells = live ? cellProgress(live) : null;
+  const running = live
+    ? Object.values(live.cells).find(cell => cell.state === 'running')
+    : undefined;
+  const metrics = Object.values(live?.metrics ?? {});
+  const parameters = Object.entries(execution.parameters ?? {});
+
+  // outputs exist once the execution ends: load them then
+  useEffect(() => {
+    if (terminal) {
+      props.onOutputs();
+    }
+  }, [execution.id, terminal]);
+
+  return (
+    <div
+      className="jp-Valohai-detail"
+      data-execution={execution.id}
+      data-status={execution.status}
+    >
+      <div className="jp-Valohai-detailHeader">
+        <button
+          className="jp-Valohai-linkButton"
+          onClick={props.onBack}
+          aria-label="Back to the list"
+        >
+          ←
+        </button>
+        <span className="jp-Valohai-counter">#{execution.counter}</span>
+        <span className="jp-Valohai-itemTitle">
+          {execution.title || execution.step}
+        </span>
+        <StatusBadge status={execution.status} />
+      </div>
+      <div className="jp-Valohai-actions">
+        <button
+          className="jp-Valohai-button jp-Valohai-stop"
+          disabled={terminal || execution.status === 'stopping' || props.busy}
+          onClick={props.onStop}
+        >
+          Stop
+        </button>
+        <button className="jp-Valohai-button" onClick={props.onRerun}>
+          Re-run with changes
+        </button>
+      </div>
+      <dl className="jp-Valohai-facts">
+        {execution.environment && (
+          <>
+            <dt>Environment</dt>
+            <dd>{execution.environment.name || execution.environment.slug}</dd>
+          </>
+        )}
+        {execution.image && (
+          <>
+            <dt>Image</dt>
+            <dd>{execution.image}</dd>
+          </>
+        )}
+        {execution.duration !== undefined && execution.duration !== null && (
+          <>
+            <dt>Duration</dt>
+            <dd>{formatDuration(execution.duration)}</dd>
+          </>
+        )}
+        {cells && (
+          <>
+            <dt>Cells</dt>
+            <dd>
+              {cells}
+              {running && !terminal
+                ? ` · running [${running.position}] ${running.source}`
+                : ''}
+            </dd>
+          </>
+        )}
+        {execution.status_message && (
+          <>
+            <dt>Message</dt>
+            <dd>{execution.status_message}</dd>
+          </>
+        )}
+      </dl>
+
+      <h4 className="jp-Valohai-subheading">Logs</h4>
+      <Logs live={live} />
+
+      {metrics.length > 0 && <h4 className="jp-Valohai-subheading">Metrics</h4>}
+      <div className="jp-Valohai-charts">
+        {metrics.map(series => (
+          <MetricChart key={series.name} series={series} />
+        ))}
+      </div>
+
+      <h4 className="jp-Valohai-subheading">Parameters</h4>
+      {parameters.length ? (
+        <table className="jp-Valohai-table">
+          <tbody>
+            {parameters.map(([name, value]) => (
+              <tr key={name} data-param={name}>
+                <th>{name}</th>
+                <td>{JSON.stringify(value)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : (
+        <div className="jp-Valohai-note">None.</div>
+      )}
+
+      <h4 className="jp-Valohai-subheading">Outputs</h4>
+      {!terminal && (
+        <div className="jp-Valohai-note">
+          Outputs are listed when the execution ends.
+        </div>
+      )}
+      {props.outputsError && (
+        <div className="jp-Valohai-error">{props.outputsError}</div>
+      )}
+      {terminal && props.outputs && !props.outputs.length && (
+        <div className="jp-Valohai-note">This execution saved no outputs.</div>
+      )}
+      <ul className="jp-Valohai-list jp-Valohai-outputs" aria-label="Outputs">
+        {(props.outputs ?? []).map(datum => (
+          <li
+            key={datum.id}
+            className="jp-Valohai-output"
+            data-output={datum.name}
+          >
+            <span className="jp-Valohai-outputName" title={datum.sha256 ?? ''}>
+              {datum.name}
+            </span>
+            <span className="jp-Valohai-size">{formatSize(datum.size)}</span>
+            <button
+              className="jp-Valohai-linkButton"
+              onClick={() => props.onOpenOutput(datum)}
+            >
+              Open in Lab
+            </button>
+            <button
+              className="jp-Valohai-linkButton"
+              onClick={() => props.onDownloadOutput(datum)}
+            >
+              Download
+            </button>
+            <button
+              className="jp-Valohai-linkButton"
+              disabled
+              title="Deployments are not available yet on this master."
+            >
+              Deploy
+            </button>
+          </li>
+        ))}
+      </ul>
+      {props.outputs && props.outputs.length > 0 && (
+        <div className="jp-Valohai-note">
+          Deploy: deployments are not available yet on this master.
+        </div>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,505 @@
+/** The sidebar panel: ties the server's answers, the live streams and the sections together. */
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+import React, { useCallback, useEffect, useRef, useState } from 'react';
+
+import { connectionSummary, IConnectionSummary, pickProject } from '../answers';
+import { api } from '../api';
+import { errorMessage } from '../errors';
+import {
+  carryOver,
+  formSpec,
+  IFormErrors,
+  IFormSpec,
+  IFormValues,
+  initialValues,
+  prefillFrom,
+  validate
+} from '../form';
+import { PanelModel } from '../model';
+import {
+  liveIds,
+  setStatus,
+  StreamEvent,
+  upsertExecution,
+  sortExecutions
+} from '../state';
+import {
+  IDatum,
+  IDescribeEnvironment,
+  IDescribeExecution,
+  IDescribeProject
+} from '../types';
+import { ExecutionDetail } from './Detail';
+import { ExecutionList } from './Executions';
+import { useLiveStreams, useSignal } from './hooks';
+import { RunForm } from './RunForm';
+import { ConnectionBar, EnvironmentPicker, ProjectPicker } from './Setup';
+
+/** Event streams open at once for the list (browsers allow ~6 connections per host). */
+const LIVE_LIMIT = 3;
+const PREFS_KEY = 'jupyter-valohai:panel';
+const NO_ERRORS: IFormErrors = { parameters: {}, inputs: {} };
+const EMPTY_VALUES: IFormValues = { parameters: {}, inputs: {} };
+
+interface IPrefs {
+  project?: string | null;
+  environment?: string | null;
+  image?: string;
+}
+
+function loadPrefs(): IPrefs {
+  try {
+    return JSON.parse(window.localStorage.getItem(PREFS_KEY) ?? '{}') as IPrefs;
+  } catch {
+    return {};
+  }
+}
+
+const basename = (path: string): string => path.split('/').pop() ?? path;
+
+export function Panel(props: {
+  model: PanelModel;
+  app: JupyterFrontEnd;
+}): JSX.Element {
+  const { model, app } = props;
+  const prefs = useRef(loadPrefs()).current;
+  const formRef = useRef<HTMLDivElement>(null);
+
+  const [connection, setConnection] = useState<IConnectionSummary | null>(null);
+  const [error, setError] = useState('');
+  const [notice, setNotice] = useState('');
+  const [projects, setProjects] = useState<IDescribeProject[]>([]);
+  const [projectId, setProjectId] = useState<string | null>(
+    prefs.project ?? null
+  );
+  const [environments, setEnvironments] = useState<IDescribeEnvironment[]>([]);
+  const [environmentId, setEnvironmentId] = useState<string | null>(
+    prefs.environment ?? null
+  );
+  const [image, setImage] = useState(prefs.image ?? '');
+
+  const [notebookPath, setNotebookPath] = useState<string | null>(
+    model.notebook?.context.path ?? null
+  );
+  const [spec, setSpec] = useState<IFormSpec | null>(null);
+  const [specError, setSpecError] = useState('');
+  const [values, setValues] = useState<IFormValues>(EMPTY_VALUES);
+  const [errors, setErrors] = useState<IFormErrors>(NO_ERRORS);
+  const [title, setTitle] = useState('');
+  const [prefilledFrom, setPrefilledFrom] = useState('');
+  const [busy, setBusy] = useState(false);
+
+  const [executions, setExecutions] = useState<IDescribeExecution[]>([]);
+  const [loadingList, setLoadingList] = useState(false);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [outputs, setOutputs] = useState<IDatum[] | null>(null);
+  const [outputsError, setOutputsError] = useState('');
+
+  const fail = (e: unknown): void => setError(errorMessage(e));
+
+  useEffect(() => {
+    window.localStorage.setItem(
+      PREFS_KEY,
+      JSON.stringify({ project: projectId, environment: environmentId, image })
+    );
+  }, [projectId, environmentId, image]);
+
+  // --- connection, projects, environments -----------------------------------------------------
+
+  const load = useCallback(async (): Promise<void> => {
+    setConnection(null);
+    setError('');
+    let summary: IConnectionSummary;
+    try {
+      summary = connectionSummary(await api.connection());
+    } catch (e) {
+      summary = {
+        ok: false,
+        kind: '',
+        url: '',
+        user: '',
+        problem: errorMessage(e)
+      };
+    }
+    setConnection(summary);
+    if (!summary.ok) {
+      return;
+    }
+    try {
+      const [projectList, envList] = await Promise.all([
+        api.projects(),
+        api.environments()
+      ]);
+      setProjects(projectList);
+      setProjectId(current => pickProject(projectList, current));
+      setEnvironments(envList);
+      setEnvironmentId(current =>
+        envList.some(env => env.id === current)
+          ? current
+          : (envList.find(env => env.enabled !== false)?.id ?? null)
+      );
+    } catch (e) {
+      fail(e);
+    }
+  }, []);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  const createProject = async (name: string): Promise<boolean> => {
+    try {
+      const project = await api.createProject({ name });
+      setProjects(list => [...list.filter(p => p.id !== project.id), project]);
+      setProjectId(project.id);
+      setNotice(`Project ${project.name} created.`);
+      return true;
+    } catch (e) {
+      fail(e);
+      return false;
+    }
+  };
+
+  // --- the notebook's form ---------------------------------------------------------------------
+
+  const specRef = useRef<IFormSpec | null>(null);
+  const valuesRef = useRef(values);
+  valuesRef.current = values;
+
+  const loadSpec = useCallback(
+    async (path: string | null, keepValues: boolean): Promise<void> => {
+      setSpecError('');
+      if (!path) {
+        specRef.current = null;
+        setSpec(null);
+        return;
+      }
+      try {
+        const next = formSpec(await api.notebookParameters(path));
+        const previous = specRef.current;
+        setValues(
+          keepValues && previous
+            ? carryOver(previous, next, valuesRef.current)
+            : initialValues(next)
+        );
+        if (!keepValues) {
+          setPrefilledFrom('');
+        }
+        specRef.current = next;
+        setSpec(next);
+        setErrors(NO_ERRORS);
+      } catch (e) {
+        setSpecError(errorMessage(e));
+      }
+    },
+    []
+  );
+
+  useEffect(() => {
+    void loadSpec(notebookPath, false);
+  }, [notebookPath, loadSpec]);
+
+  useSignal(model.notebookChanged, panel =>
+    setNotebookPath(panel?.context.path ?? null)
+  );
+  useSignal(model.saved, path => {
+    if (path === notebookPath) {
+      void loadSpec(path, true);
+    }
+  });
+  useSignal(model.runRequested, panel => {
+    setSelected(null);
+    setNotebookPath(panel.context.path);
+    window.requestAnimationFrame(() => {
+      formRef.current?.scrollIntoView({ block: 'start' });
+      formRef.current
+        ?.querySelector<HTMLElement>('input, textarea, button')
+        ?.focus();
+    });
+  });
+
+  const run = async (): Promise<void> => {
+    if (!spec || !notebookPath) {
+      return;
+    }
+    const result = validate(spec, values);
+    setErrors(result.errors);
+    if (!result.ok) {
+      setError('Some fields are not valid: fix the marked ones and run again.');
+      return;
+    }
+    setError('');
+    setBusy(true);
+    try {
+      const panel = model.notebook;
+      if (
+        panel &&
+        panel.context.path === notebookPath &&
+        panel.context.model.dirty
+      ) {
+        await panel.context.save(); // the server runs the file as saved
+      }
+      const execution = await api.run({
+        path: notebookPath,
+        parameters: result.parameters,
+        inputs: result.inputs,
+        project: projectId ?? undefined,
+        environment: environmentId ?? undefined,
+        image: image.trim() || undefined,
+        title: title.trim() || undefined
+      });
+      setNotice(`Execution #${execution.counter} ${execution.status}.`);
+      if (execution.project?.id && execution.project.id !== projectId) {
+        setProjectId(execution.project.id);
+        api.projects().then(setProjects, fail);
+      }
+      setExecutions(list => upsertExecution(list, execution));
+      setSelected(execution.id);
+    } catch (e) {
+      fail(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  // --- executions and their live state ---------------------------------------------------------
+
+  const loadExecutions = useCallback(
+    async (project: string | null): Promise<void> => {
+      if (!project) {
+        setExecutions([]);
+        return;
+      }
+      setLoadingList(true);
+      try {
+        setExecutions(sortExecutions(await api.executions(project)));
+      } catch (e) {
+        fail(e);
+      } finally {
+        setLoadingList(false);
+      }
+    },
+    []
+  );
+
+  useEffect(() => {
+    void loadExecutions(connection?.ok ? projectId : null);
+  }, [projectId, connection?.ok, loadExecutions]);
+
+  const refreshExecution = (id: string): void => {
+    api
+      .execution(id)
+      .then(
+        execution => setExecutions(list => upsertExecution(list, execution)),
+        fail
+      );
+  };
+
+  const onEvent = (id: string, event: StreamEvent): void => {
+    if (event.kind === 'end') {
+      setExecutions(list => setStatus(list, id, event.status));
+      refreshExecution(id); // duration, end time, message
+    } else if (event.kind === 'log' && event.event.stream === 'status') {
+      refreshExecution(id); // a status change: read the new status
+    } else if (event.kind === 'error' && id === selected) {
+      setError(event.message);
+    }
+  };
+
+  const live = useLiveStreams(
+    liveIds(executions, LIVE_LIMIT, selected),
+    onEvent
+  );
+  const execution = executions.find(item => item.id === selected) ?? null;
+
+  useEffect(() => {
+    setOutputs(null);
+    setOutputsError('');
+  }, [selected]);
+
+  const loadOutputs = (): void => {
+    if (!execution) {
+      return;
+    }
+    const id = execution.id;
+    api.outputs(id).then(
+      list => id === selected && setOutputs(list),
+      e => setOutputsError(errorMessage(e))
+    );
+  };
+
+  const stop = async (): Promise<void> => {
+    if (!execution) {
+      return;
+    }
+    setBusy(true);
+    try {
+      const answer = await api.stop(execution.id);
+      setNotice(answer.message || `Stopping #${execution.counter}.`);
+      refreshExecution(execution.id);
+    } catch (e) {
+      fail(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const rerun = (): void => {
+    if (!execution) {
+      return;
+    }
+    if (spec) {
+      setValues(initialValues(spec, prefillFrom(spec, execution)));
+      setErrors(NO_ERRORS);
+    }
+    setTitle(execution.title ?? '');
+    if (execution.environment?.id) {
+      setEnvironmentId(execution.environment.id);
+    }
+    setImage(execution.image ?? '');
+    setPrefilledFrom(`execution #${execution.counter}`);
+    const ran = execution.notebook ? basename(execution.notebook) : '';
+    if (ran && notebookPath && ran !== basename(notebookPath)) {
+      setNotice(
+        `#${execution.counter} ran ${ran}; the form is for ${notebookPath}. Open ${ran} to re-run it.`
+      );
+    }
+    setSelected(null);
+  };
+
+  const fetchOutput = async (datum: IDatum): Promise<string | null> => {
+    if (!execution) {
+      return null;
+    }
+    try {
+      const { path } = await api.fetchOutput(execution.id, datum.id);
+      return path;
+    } catch (e) {
+      setOutputsError(errorMessage(e));
+      return null;
+    }
+  };
+
+  const openOutput = async (datum: IDatum): Promise<void> => {
+    const path = await fetchOutput(datum);
+    if (path) {
+      await app.commands.execute('docmanager:open', { path });
+    }
+  };
+
+  const downloadOutput = async (datum: IDatum): Promise<void> => {
+    const path = await fetchOutput(datum);
+    if (path) {
+      const link = document.createElement('a');
+      link.href = URLExt.join(
+        ServerConnection.makeSettings().baseUrl,
+        'files',
+        URLExt.encodeParts(path)
+      );
+      link.download = basename(path);
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+    }
+  };
+
+  return (
+    <div className="jp-Valohai-panel">
+      <ConnectionBar summary={connection} onRefresh={() => void load()} />
+      {error && (
+        <div className="jp-Valohai-error jp-Valohai-banner" role="alert">
+          {error}
+          <button
+            className="jp-Valohai-linkButton"
+            onClick={() => setError('')}
+            aria-label="Dismiss"
+          >
+            ×
+          </button>
+        </div>
+      )}
+      {notice && !error && (
+        <div className="jp-Valohai-notice jp-Valohai-banner" role="status">
+          {notice}
+          <button
+            className="jp-Valohai-linkButton"
+            onClick={() => setNotice('')}
+            aria-label="Dismiss"
+          >
+            ×
+          </button>
+        </div>
+      )}
+      {connection?.ok && (
+        <>
+          <ProjectPicker
+            projects={projects}
+            selected={projectId}
+            onSelect={id => {
+              setSelected(null);
+              setProjectId(id);
+            }}
+            onCreate={createProject}
+          />
+          <EnvironmentPicker
+            environments={environments}
+            selected={environmentId}
+            image={image}
+            onSelect={setEnvironmentId}
+            onImage={setImage}
+          />
+          {execution ? (
+            <ExecutionDetail
+              execution={execution}
+              live={live[execution.id]}
+              outputs={outputs}
+              outputsError={outputsError}
+              busy={busy}
+              onBack={() => setSelected(null)}
+              onStop={() => void stop()}
+              onRerun={rerun}
+              onOutputs={loadOutputs}
+              onOpenOutput={datum => void openOutput(datum)}
+              onDownloadOutput={datum => void downloadOutput(datum)}
+            />
+          ) : (
+            <>
+              <div ref={formRef}>
+                <RunForm
+                  notebookPath={notebookPath}
+                  spec={spec}
+                  specError={specError}
+                  values={values}
+                  errors={errors}
+                  title={title}
+                  busy={busy}
+                  canRun={Boolean(spec) && !specError}
+                  prefilledFrom={prefilledFrom}
+                  onValues={setValues}
+                  onTitle={setTitle}
+                  onRun={() => void run()}
+                  onReset={() => {
+                    if (spec) {
+                      setValues(initialValues(spec));
+                    }
+                    setPrefilledFrom('');
+                  }}
+                />
+              </div>
+              <ExecutionList
+                executions={executions}
+                live={live}
+                selected={selected}
+                loading={loadingList}
+                onSelect={setSelected}
+                onRefresh={() => void loadExecutions(projectId)}
+              />
+            </>
+          )}
+        </>
+      )}
+    </div>
+  );
+}
