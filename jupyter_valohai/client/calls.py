@@ -168,14 +168,14 @@ def results(answer: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def to_event(name: str, data: str, event_id: str | None) -> Event | None:
-    """Decode one SSE message; comments and unknown shapes give None."""
+    """Decode one SSE message; keepalives, empty and unknown shapes give None."""
     try:
-        body = json.loads(data) if data else {}
+        body = json.loads(data) if data.strip() else None
     except ValueError:
         return None
-    if not isinstance(body, dict):
+    if not isinstance(body, dict) or not body:
         return None
-    kind = name or "log"
+    kind = "log" if name in ("", "message") else name  # "message": SSE's name for unnamed events
     if kind in ("progress", "metadata") and "data" not in body:
         try:
             body["data"] = json.loads(body.get("message", ""))

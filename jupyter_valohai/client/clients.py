@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -129,6 +131,7 @@ class _Stream:
         self.client, self.ref, self.last = client, ref, after
         self.failures = 0
         self.ended = False
+        self.connected = False
 
     def request(self) -> tuple[str, dict[str, Any]]:
         """The path and keyword arguments of the next (re)connection."""
@@ -145,16 +148,28 @@ class _Stream:
             self.ended = event.kind == "end"
         return event
 
-    def failed(self, exc: BaseException | None = None) -> None:
-        """Count a lost connection (or a stream that closed before ``end``); give up at last."""
-        self.failures += 1
-        if self.failures > STREAM_RETRIES:
-            if isinstance(exc, httpx.HTTPError):
-                raise calls.transport_error(exc, self.client.url) from None
+    def opened(self, response: httpx.Response, content: bytes | None = None) -> None:
+        """Check the answer to a (re)connection; an error answer raises its mapped error."""
+        calls.check(response, self.client.url, content)
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
             raise ValohaiError(
-                f"The event stream of {self.ref} keeps closing before its end.",
-                hint="Look at the execution with `%valohai status`; the master may be restarting.",
+                f"The master at {self.client.url} sent no event stream for {self.ref}.",
+                hint="Is this the URL of a jupyter-valohai master?",
             )
+        self.connected = True
+
+    def failed(self, exc: BaseException | None = None) -> float:
+        """Count a lost connection (or a stream closed before ``end``); return the wait before
+        reconnecting, or raise when the master never answered or keeps failing."""
+        self.failures += 1
+        if self.failures <= STREAM_RETRIES and self.connected:
+            return float(min(0.25 * 2**self.failures, 5.0))
+        if isinstance(exc, httpx.HTTPError):
+            raise calls.transport_error(exc, self.client.url) from None
+        raise ValohaiError(
+            f"The event stream of {self.ref} keeps closing before its end.",
+            hint="Look at the execution with `%valohai status`; the master may be restarting.",
+        )
 
 
 class Client(_Api):
@@ -199,16 +214,16 @@ class Client(_Api):
             path, kwargs = stream.request()
             try:
                 with connect_sse(self._http, "GET", path, **kwargs) as src:
-                    if src.response.is_error:
-                        calls.check(src.response, self.url, src.response.read())
+                    error = src.response.is_error
+                    stream.opened(src.response, src.response.read() if error else None)
                     for sse in src.iter_sse():
                         if event := stream.take(sse):
                             yield event
                         if stream.ended:
                             return
-                stream.failed()
+                time.sleep(stream.failed())
             except httpx.HTTPError as exc:
-                stream.failed(exc)
+                time.sleep(stream.failed(exc))
 
     def download(self, datum: dict[str, Any] | str, dest_path: str) -> str:
         """Save a datum (dict or id) to ``dest_path`` (a file, or a folder for its name)."""
@@ -270,16 +285,16 @@ class AsyncClient(_Api):
             path, kwargs = stream.request()
             try:
                 async with aconnect_sse(self._http, "GET", path, **kwargs) as src:
-                    if src.response.is_error:
-                        calls.check(src.response, self.url, await src.response.aread())
+                    error = src.response.is_error
+                    stream.opened(src.response, await src.response.aread() if error else None)
                     async for sse in src.aiter_sse():
                         if event := stream.take(sse):
                             yield event
                         if stream.ended:
                             return
-                stream.failed()
+                await asyncio.sleep(stream.failed())
             except httpx.HTTPError as exc:
-                stream.failed(exc)
+                await asyncio.sleep(stream.failed(exc))
 
     async def download(self, datum: dict[str, Any] | str, dest_path: str) -> str:
         """Save a datum (dict or id) to ``dest_path`` (a file, or a folder for its name)."""

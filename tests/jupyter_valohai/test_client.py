@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
+import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_valohai.client import AsyncClient, Client, Event
+from jupyter_valohai.client.calls import to_event
 from jupyter_valohai.connection import Connection
 from jupyter_valohai.errors import (
     Conflict,
@@ -168,3 +172,75 @@ def test_async_master_down(tmp_path) -> None:
 
     with pytest.raises(ServiceUnavailable, match="does not answer"):
         asyncio.run(main())
+
+
+SLOW = """\
+import time
+for i in range(12):
+    print("tick", i, flush=True)
+    time.sleep(0.5)
+"""
+
+
+def test_stream_survives_a_master_restart(client: Client, stack: Stack) -> None:
+    project = client.ensure_project("demo")
+    yaml = YAML.replace("hello.py", "slow.py")
+    commit = client.import_package(
+        project["id"], make_tarball({"valohai.yaml": yaml, "slow.py": SLOW}), "valohai.yaml"
+    )
+    execution = client.create_execution(
+        {"project": project["id"], "commit": commit["identifier"], "step": "hello"}
+    )
+    events: list[Event] = []
+    for event in client.stream_events(execution["id"]):
+        events.append(event)
+        if event.data.get("message") == "tick 1\n":
+            assert stack.master is not None
+            stack.master.terminate()
+            stack.master.wait(10)
+            stack.start_master()  # same port, same Mongo and Redis
+    assert events[-1].kind == "end" and events[-1].data["status"] == "complete", stack.explain(
+        execution["id"]
+    )
+    ticks = [e.data["message"] for e in events if e.data.get("stream") == "stdout"]
+    assert ticks == [f"tick {i}\n" for i in range(12)]  # each once, in order
+    ids = [e.id for e in events if e.kind != "end"]
+    assert len(ids) == len(set(ids)), "\n".join(f"{e.id} {e.kind} {e.data}" for e in events)
+
+
+def test_not_a_master(tmp_path) -> None:
+    """A real HTTP server that is no master: one line that says so."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with Client(f"http://127.0.0.1:{server.server_address[1]}", "t") as c:
+            with pytest.raises(NotFound) as exc:
+                c.me()
+            assert "answered 404" in exc.value.message
+            assert "jupyter-valohai master" in (exc.value.hint or "")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_progress_and_metadata_events_are_decoded() -> None:
+    cell = {"type": "cell", "state": "start", "index": 2, "total": 3, "position": 2}
+    progress = to_event(
+        "progress",
+        json.dumps({"stream": "progress", "message": json.dumps(cell), "time": "t"}),
+        "5-0",
+    )
+    assert progress == Event(
+        "progress",
+        "5-0",
+        {"stream": "progress", "message": json.dumps(cell), "time": "t", "data": cell},
+    )
+    given = {"stream": "metadata", "message": '{"loss": 1}', "time": "t", "data": {"loss": 1}}
+    assert to_event("metadata", json.dumps(given), "6-0") == Event("metadata", "6-0", given)
+    assert to_event("end", '{"status": "complete"}', None) == Event(
+        "end", None, {"status": "complete"}
+    )
+    assert to_event("log", "not json", "1-0") is None
+    assert to_event("message", "", "1-0") is None  # a keepalive
+    assert to_event("", '{"stream": "stdout", "message": "x", "time": "t"}', "2-0").kind == "log"
