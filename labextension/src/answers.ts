@@ -31,12 +31,16 @@ export function results<T>(answer: unknown): T[] {
 /** What the connection line of the panel says. */
 export interface IConnectionSummary {
   ok: boolean;
+  /** The embedded master is still starting: ask again in a moment. */
+  starting: boolean;
   /** "Embedded master" or "Remote master". */
   kind: string;
   url: string;
   user: string;
   /** The error with its hint, when the master cannot be reached or is not configured. */
   problem: string;
+  /** The server's configured defaults. */
+  defaults: { project: string; environment: string; image: string };
 }
 
 export function connectionSummary(
@@ -48,6 +52,13 @@ export function connectionSummary(
     problem = error;
   } else if (error && typeof error === 'object') {
     problem = [error.message, error.hint].filter(Boolean).join(' ');
+  }
+  const starting = answer.state === 'starting';
+  if (!problem && starting) {
+    problem = 'The embedded master is starting…';
+  } else if (!problem && answer.state === 'stopped') {
+    problem =
+      'The jupyter-valohai extension has stopped. Restart Jupyter to use it again.';
   }
   if (!problem && answer.connected === false) {
     problem = [answer.message || 'Not connected to a master.', answer.hint]
@@ -63,10 +74,16 @@ export function connectionSummary(
   const embedded = answer.embedded ?? answer.source === 'embedded';
   return {
     ok: !problem,
+    starting,
     kind: embedded ? 'Embedded master' : 'Remote master',
     url: answer.url ?? '',
     user,
-    problem
+    problem,
+    defaults: {
+      project: answer.default_project ?? '',
+      environment: answer.environment ?? '',
+      image: answer.image ?? ''
+    }
   };
 }
 

@@ -38,12 +38,13 @@ export function subscribe(
         return;
       }
       const event = decodeStreamEvent(kind, data, lastEventId || undefined);
-      if (event.kind === 'end') {
-        close();
+      if (closed) {
+        return;
       }
-      if (!closed || event.kind === 'end') {
-        onEvent(event);
+      if (event.kind === 'end' || event.kind === 'error') {
+        close(); // the server is done with this stream: no reconnecting
       }
+      onEvent(event);
     });
   }
   return close;

@@ -5,9 +5,11 @@
 
 /** `GET valohai/connection`: where the master is and who we are there. */
 export interface IDescribeConnection {
-  url?: string;
+  /** starting (the embedded master is coming up), ready, failed or stopped. */
+  state?: string;
+  url?: string | null;
   /** Where the connection came from (env, login file, embedded default...). */
-  source?: string;
+  source?: string | null;
   /** True for the embedded master started by `jupyter valohai up`. */
   embedded?: boolean;
   connected?: boolean;
@@ -16,6 +18,10 @@ export interface IDescribeConnection {
   error?: { message?: string; hint?: string } | string | null;
   message?: string;
   hint?: string;
+  /** Defaults configured on the server (c.Valohai.default_project, environment, image). */
+  default_project?: string | null;
+  environment?: string | null;
+  image?: string | null;
 }
 
 export interface IDescribeProject {

@@ -18,34 +18,58 @@ describe('results', () => {
 });
 
 describe('connectionSummary', () => {
-  it('describes an embedded master and the user', () => {
+  const NO_DEFAULTS = { project: '', environment: '', image: '' };
+
+  it('describes a ready embedded master, the user and the defaults', () => {
     expect(
       connectionSummary({
+        state: 'ready',
         url: 'http://127.0.0.1:8700',
-        source: 'embedded',
+        source: 'running embedded default',
+        embedded: true,
+        default_project: 'demo',
+        environment: null,
+        image: 'python:3.12',
         user: { username: 'ada' }
       })
     ).toEqual({
       ok: true,
+      starting: false,
       kind: 'Embedded master',
       url: 'http://127.0.0.1:8700',
       user: 'ada',
-      problem: ''
+      problem: '',
+      defaults: { project: 'demo', environment: '', image: 'python:3.12' }
     });
   });
 
-  it('describes a remote master that does not answer', () => {
+  it('says when the embedded master is still starting', () => {
     const summary = connectionSummary({
+      state: 'starting',
+      url: null,
+      embedded: true
+    });
+    expect(summary).toMatchObject({
+      ok: false,
+      starting: true,
+      problem: 'The embedded master is starting…',
+      defaults: NO_DEFAULTS
+    });
+  });
+
+  it('describes a remote master that failed, with the hint', () => {
+    const summary = connectionSummary({
+      state: 'failed',
       url: 'https://vh.example.com',
-      source: 'login file',
+      source: 'c.Valohai.master_url',
       embedded: false,
-      connected: false,
       error: {
         message: 'The master at https://vh.example.com does not answer.',
         hint: 'Is it running?'
       }
     });
     expect(summary.ok).toBe(false);
+    expect(summary.starting).toBe(false);
     expect(summary.kind).toBe('Remote master');
     expect(summary.problem).toBe(
       'The master at https://vh.example.com does not answer. Is it running?'
@@ -62,6 +86,7 @@ describe('connectionSummary', () => {
       ok: false,
       problem: 'Not configured. Log in.'
     });
+    expect(connectionSummary({ state: 'stopped' }).problem).toMatch(/stopped/);
   });
 });
 

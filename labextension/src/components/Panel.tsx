@@ -39,6 +39,9 @@ import { ConnectionBar, EnvironmentPicker, ProjectPicker } from './Setup';
 
 /** Event streams open at once for the list (browsers allow ~6 connections per host). */
 const LIVE_LIMIT = 3;
+/** While the embedded master starts: look again every 2 s, for up to 2 min. */
+const STARTUP_CHECK_MS = 2000;
+const STARTUP_CHECKS = 60;
 const PREFS_KEY = 'jupyter-valohai:panel';
 const NO_ERRORS: IFormErrors = { parameters: {}, inputs: {} };
 const EMPTY_VALUES: IFormValues = { parameters: {}, inputs: {} };
@@ -79,6 +82,7 @@ export function Panel(props: {
     prefs.environment ?? null
   );
   const [image, setImage] = useState(prefs.image ?? '');
+  const [defaultImage, setDefaultImage] = useState('');
 
   const [notebookPath, setNotebookPath] = useState<string | null>(
     model.notebook?.context.path ?? null
@@ -108,42 +112,76 @@ export function Panel(props: {
 
   // --- connection, projects, environments -----------------------------------------------------
 
-  const load = useCallback(async (): Promise<void> => {
-    setConnection(null);
-    setError('');
+  const retry = useRef<number | null>(null);
+
+  const load = useCallback(async (attempt = 0): Promise<void> => {
+    if (retry.current !== null) {
+      window.clearTimeout(retry.current);
+      retry.current = null;
+    }
+    if (!attempt) {
+      setConnection(null);
+      setError('');
+    }
     let summary: IConnectionSummary;
     try {
       summary = connectionSummary(await api.connection());
     } catch (e) {
       summary = {
         ok: false,
+        starting: false,
         kind: '',
         url: '',
         user: '',
-        problem: errorMessage(e)
+        problem: errorMessage(e),
+        defaults: { project: '', environment: '', image: '' }
       };
     }
     setConnection(summary);
+    if (summary.starting && attempt < STARTUP_CHECKS) {
+      // the embedded master comes up once, a few seconds after Jupyter: look again then
+      retry.current = window.setTimeout(
+        () => void load(attempt + 1),
+        STARTUP_CHECK_MS
+      );
+      return;
+    }
     if (!summary.ok) {
       return;
     }
+    setDefaultImage(summary.defaults.image);
     try {
       const [projectList, envList] = await Promise.all([
         api.projects(),
         api.environments()
       ]);
       setProjects(projectList);
-      setProjectId(current => pickProject(projectList, current));
-      setEnvironments(envList);
-      setEnvironmentId(current =>
-        envList.some(env => env.id === current)
-          ? current
-          : (envList.find(env => env.enabled !== false)?.id ?? null)
+      setProjectId(current =>
+        pickProject(projectList, current || summary.defaults.project)
       );
+      setEnvironments(envList);
+      setEnvironmentId(current => {
+        const wanted = current || summary.defaults.environment;
+        const found = envList.find(env =>
+          [env.id, env.slug, env.name].includes(wanted ?? '')
+        );
+        return (
+          found?.id ?? envList.find(env => env.enabled !== false)?.id ?? null
+        );
+      });
     } catch (e) {
       fail(e);
     }
   }, []);
+
+  useEffect(
+    () => () => {
+      if (retry.current !== null) {
+        window.clearTimeout(retry.current);
+      }
+    },
+    []
+  );
 
   useEffect(() => {
     void load();
@@ -447,6 +485,7 @@ export function Panel(props: {
             environments={environments}
             selected={environmentId}
             image={image}
+            defaultImage={defaultImage}
             onSelect={setEnvironmentId}
             onImage={setImage}
           />

@@ -129,6 +129,8 @@ export function EnvironmentPicker(props: {
   environments: IDescribeEnvironment[];
   selected: string | null;
   image: string;
+  /** The server's configured image, shown when none is typed. */
+  defaultImage: string;
   onSelect: (id: string) => void;
   onImage: (image: string) => void;
 }): JSX.Element {
@@ -161,7 +163,7 @@ export function EnvironmentPicker(props: {
         <input
           className="jp-Valohai-input"
           aria-label="Docker image"
-          placeholder="python:3.11 (default)"
+          placeholder={`${props.defaultImage || 'python:3.11'} (default)`}
           value={props.image}
           onChange={event => props.onImage(event.target.value)}
         />
