@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,16 +102,27 @@ def _yaml_inputs(inputs: dict[str, list[str]]) -> list[dict[str, Any]]:
     return out
 
 
-def _input_overrides(overrides: dict[str, Any]) -> dict[str, list[str]]:
+URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
+
+
+def _checked_inputs(inputs: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Inputs as name -> URIs; a value that is no URI (a local path, say) is refused here."""
     out: dict[str, list[str]] = {}
-    for name, value in overrides.items():
+    for name, value in inputs.items():
         uris = [value] if isinstance(value, str) else value
-        if not isinstance(uris, list | tuple) or not all(isinstance(u, str) and u for u in uris):
+        if not isinstance(uris, list | tuple) or not all(isinstance(u, str) for u in uris):
             raise InvalidInput(
                 f"Input {name!r} must be a URI or a list of URIs.",
                 hint="e.g. --input data=https://host/data.csv or datum://<id>.",
             )
-        out[name] = list(uris)
+        for uri in uris:
+            if not URI.match(uri.strip()):
+                raise InvalidInput(
+                    f"Input {name!r}: {uri!r} is not a URI.",
+                    hint="Inputs are URIs (https://, s3://, datum://<id>...); files beside the "
+                    "notebook travel with it in the snapshot.",
+                )
+        out[name] = [u.strip() for u in uris]
     return out
 
 
@@ -179,8 +192,8 @@ def _prepare_notebook(req: RunRequest, path: str, image: str, max_bytes: int) ->
     nb = read_notebook(path)
     params = notebook_parameters(nb)
     overrides = coerce_overrides(params, req.parameters)
-    given = _input_overrides(req.inputs)
-    inputs = {**notebook_inputs(nb), **given}
+    given = _checked_inputs(req.inputs)
+    inputs = {**_checked_inputs(notebook_inputs(nb)), **given}
     root, entry = os.path.dirname(path), os.path.basename(path)
     step = {
         "name": _step_name(path),
@@ -206,13 +219,13 @@ def _prepare_script(
     params = _script_params(source, req.parameters)
     overrides = coerce_overrides(params, req.parameters)
     declared = prepare_calls([source]).inputs
-    given = _input_overrides(req.inputs)
+    given = _checked_inputs(req.inputs)
     step = {
         "name": "cell" if kind == "cell" else _step_name(entry),
         "image": image,
-        "command": [f"python {entry} {{parameters}}"],
+        "command": [f"python {shlex.quote(entry)} {{parameters}}"],
         "parameters": _yaml_params(params),
-        "inputs": _yaml_inputs({**uri_lists(declared or {}), **given}),
+        "inputs": _yaml_inputs({**_checked_inputs(uri_lists(declared or {})), **given}),
     }
     file_entry = None if extra else entry
     return _generated(req, kind, root, file_entry, step, overrides, given, max_bytes, extra)
@@ -236,7 +249,7 @@ def _prepare_step(
     params = {name: Param(name, p.type, p.default) for name, p in step.parameters.items()}
     overrides = coerce_overrides(params, req.parameters)
     resolve_parameters(step, overrides)  # required values, ranges, choices: refused here already
-    given = _input_overrides(req.inputs)
+    given = _checked_inputs(req.inputs)
     resolve_inputs(step, given)
     image = req.image or ("" if step.image else default_image or DEFAULT_IMAGE)
     root, entry = os.path.dirname(path), os.path.basename(path)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import http.server
 import io
 import tarfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -219,3 +222,81 @@ def test_refusals_create_no_execution(client: Client, stack: Stack, workdir) -> 
     assert "does not answer" in unavailable.value.message
 
     assert count(client) == before
+
+
+@pytest.fixture
+def data_server(tmp_path) -> Iterator[str]:
+    """A real HTTP server with two input files; yields its base URL."""
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "a.csv").write_text("from a\n")
+    (root / "b.csv").write_text("from b\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_notebook_inputs_and_override(client: Client, stack: Stack, tmp_path, data_server) -> None:
+    nb = nbformat.v4.new_notebook()
+    inputs = nbformat.v4.new_code_cell(f'{{"table": "{data_server}/a.csv"}}')
+    inputs.metadata["tags"] = ["inputs"]
+    nb.cells = [
+        inputs,
+        nbformat.v4.new_code_cell(
+            "import os, glob\n"
+            "for p in glob.glob(os.path.join(os.environ['VH_INPUTS_DIR'], 'table', '*')):\n"
+            "    print('read', open(p).read().strip())"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, str(tmp_path / "reader.ipynb"))
+
+    prepared = prepare_run(RunRequest(path="reader.ipynb", cwd=str(tmp_path)))
+    step = get_step(parse_config(prepared.config_text), "reader")
+    assert step.inputs["table"].default == f"{data_server}/a.csv"
+
+    _, log = finish(
+        client, stack, submit(client, RunRequest(path="reader.ipynb", cwd=str(tmp_path)))
+    )
+    assert "read from a" in log
+    req = RunRequest(
+        path="reader.ipynb", inputs={"table": f"{data_server}/b.csv"}, cwd=str(tmp_path)
+    )
+    _, log = finish(client, stack, submit(client, req))
+    assert "read from b" in log and "read from a" not in log
+
+
+def test_inputs_must_be_uris(workdir) -> None:
+    with pytest.raises(InvalidInput, match="is not a URI") as exc:
+        prepare_run(RunRequest(path="train.ipynb", inputs={"d": "data/x.csv"}, cwd=str(workdir)))
+    assert "snapshot" in (exc.value.hint or "")
+    with pytest.raises(InvalidInput, match="URI or a list"):
+        prepare_run(RunRequest(path="train.ipynb", inputs={"d": 3}, cwd=str(workdir)))
+
+
+def test_script_names_and_bad_requests(tmp_path) -> None:
+    (tmp_path / "my script.py").write_text("print(1)\n")
+    prepared = prepare_run(
+        RunRequest(path="my script.py", parameters={"n": "2"}, cwd=str(tmp_path))
+    )
+    step = get_step(parse_config(prepared.config_text), "my-script")
+    assert step.command == ["python 'my script.py' {parameters}"]
+    assert step.parameters["n"].type == "integer" and prepared.body["parameters"] == {"n": 2}
+    for req, message in [
+        (RunRequest(cwd=str(tmp_path)), "Give a notebook"),
+        (RunRequest(path="nope.ipynb", cwd=str(tmp_path)), "No file"),
+        (RunRequest(path="my script.py", code="print(2)", cwd=str(tmp_path)), "not both"),
+        (RunRequest(code="  ", cwd=str(tmp_path)), "no code"),
+    ]:
+        with pytest.raises(InvalidInput, match=message):
+            prepare_run(req)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(InvalidInput, match="Cannot run"):
+        prepare_run(RunRequest(path="notes.txt", cwd=str(tmp_path)))
