@@ -41,22 +41,27 @@ def client(running: tuple[Stack, Client]) -> Client:
     return running[1]
 
 
-def write_notebook(path: Path) -> None:
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("epochs = 2\nlr = 0.5\nname = 'base'\nverbose = False")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [
-        params,
-        nbformat.v4.new_code_cell("print(f'epochs={epochs} lr={lr} name={name} v={verbose}')"),
-        nbformat.v4.new_code_cell("from helper import twice\nprint('twice', twice(epochs))"),
-    ]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
+def make_notebook(path: Path, *cells: str | tuple[str, str]) -> None:
+    """Write a python3 notebook; a cell given as (tag, source) carries that tag."""
+    nb = nbformat.v4.new_notebook(
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        }
+    )
+    for cell in cells:
+        tag, source = cell if isinstance(cell, tuple) else (None, cell)
+        nb.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": [tag] if tag else []}))
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
+
+
+def write_notebook(path: Path) -> None:
+    make_notebook(
+        path,
+        ("parameters", "epochs = 2\nlr = 0.5\nname = 'base'\nverbose = False"),
+        "print(f'epochs={epochs} lr={lr} name={name} v={verbose}')",
+        "from helper import twice\nprint('twice', twice(epochs))",
+    )
 
 
 @pytest.fixture
@@ -240,23 +245,13 @@ def data_server(tmp_path) -> Iterator[str]:
 
 
 def test_notebook_inputs_and_override(client: Client, stack: Stack, tmp_path, data_server) -> None:
-    nb = nbformat.v4.new_notebook()
-    inputs = nbformat.v4.new_code_cell(f'{{"table": "{data_server}/a.csv"}}')
-    inputs.metadata["tags"] = ["inputs"]
-    nb.cells = [
-        inputs,
-        nbformat.v4.new_code_cell(
-            "import os, glob\n"
-            "for p in glob.glob(os.path.join(os.environ['VH_INPUTS_DIR'], 'table', '*')):\n"
-            "    print('read', open(p).read().strip())"
-        ),
-    ]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, str(tmp_path / "reader.ipynb"))
+    make_notebook(
+        tmp_path / "reader.ipynb",
+        ("inputs", f'{{"table": "{data_server}/a.csv"}}'),
+        "import os, glob\n"
+        "for p in glob.glob(os.path.join(os.environ['VH_INPUTS_DIR'], 'table', '*')):\n"
+        "    print('read', open(p).read().strip())",
+    )
 
     prepared = prepare_run(RunRequest(path="reader.ipynb", cwd=str(tmp_path)))
     step = get_step(parse_config(prepared.config_text), "reader")
