@@ -159,9 +159,12 @@ class ExecutionsHandler(ValohaiHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        req = self.run_request(self.json_body())
+        body = self.json_body()
+        req = self.run_request(body)
         client = self.client()
         config = self.link.config
+        if not body.get("project") and config.default_project:
+            await client.ensure_project(config.default_project)  # created on first use
         execution = await asubmit(
             client, req, default_image=config.image or None, max_bytes=config.max_snapshot_bytes
         )

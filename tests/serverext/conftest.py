@@ -1,0 +1,68 @@
+"""A real master and agent behind a Jupyter server that runs the extension (pytest-jupyter)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from pytest_jupyter.jupyter_server import *  # noqa: F403 - fixtures and hooks, for this folder only
+from traitlets.config import Config
+
+from tests.e2e.stack import Stack
+
+EXTENSIONS = {"jupyter_server_terminals": True, "jupyter_valohai": True}
+
+
+@pytest.fixture
+async def jp_asyncio_loop() -> asyncio.AbstractEventLoop:
+    """pytest-jupyter's server on the loop pytest-asyncio runs the test in (one loop for both)."""
+    return asyncio.get_running_loop()
+
+
+@pytest.fixture
+def master(tmp_path, mongo_url: str, mongo_db_name: str, redis_url: str) -> Iterator[Stack]:
+    """A real master with one real local agent."""
+    s = Stack(str(tmp_path / "stack"), mongo_url, mongo_db_name, redis_url)
+    try:
+        s.start_master()
+        s.start_agent()
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def jp_server_config(master: Stack) -> Config:
+    """The extension, pointed at the real master by ``c.Valohai``."""
+    return Config(
+        {
+            "ServerApp": {"jpserver_extensions": EXTENSIONS},
+            "Valohai": {
+                "master_url": master.url,
+                "token": master.admin_token,
+                "embedded": False,
+                "default_project": "serverext",
+            },
+        }
+    )
+
+
+Fetch = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+def api(jp_fetch: Fetch) -> Callable[..., Awaitable[tuple[int, Any]]]:
+    """Call a ``valohai/`` route with Jupyter's token; return (status, decoded JSON)."""
+
+    async def call(method: str, *parts: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
+        if body is not None:
+            kw["body"] = json.dumps(body)
+        elif method == "POST":
+            kw["body"] = b""
+        response = await jp_fetch("valohai", *parts, method=method, raise_error=False, **kw)
+        return response.code, json.loads(response.body or b"null")
+
+    return call
