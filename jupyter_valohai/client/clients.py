@@ -8,7 +8,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
@@ -22,6 +22,9 @@ from .calls import Call, Event, Op
 STREAM_RETRIES = 5
 #: The master sends a keepalive every 15 s; a stream silent for longer than this is dead.
 STREAM_READ_TIMEOUT = 60.0
+
+
+_ApiT = TypeVar("_ApiT", bound="_Api")
 
 
 class _Api:
@@ -38,7 +41,9 @@ class _Api:
         return f"{type(self).__name__}({self.url!r})"
 
     @classmethod
-    def from_connection(cls, conn: Connection | None = None, timeout: float = 30) -> Any:
+    def from_connection(
+        cls: type[_ApiT], conn: Connection | None = None, timeout: float = 30
+    ) -> _ApiT:
         """Return a client for ``conn``, or for :func:`resolve_connection`'s answer."""
         conn = conn or resolve_connection()
         return cls(conn.url, conn.token, timeout=timeout)
