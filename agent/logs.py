@@ -7,6 +7,10 @@ request is in flight new lines wait, so batches grow with the master's latency.
 
 A stdout line that is a JSON object is sent as a stdout event and as a metadata entry (Valohai's
 convention for metrics). Lines are sent as printed, newline and carriage returns included.
+
+A stdout line carrying the execution's progress marker (``agent.nbrun``: the marker holds a
+per-execution nonce) is sent as a ``progress`` event instead, never as a log line; text printed
+before the marker on the same line stays a stdout event. A marker with another nonce is a log line.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from typing import IO, Any
 
 from jupyter_valohai.errors import StaleAttempt
 from jupyter_valohai.models import isoformat, utcnow
+
+from .nbrun import marker
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,38 @@ def parse_metadata(line: str) -> Json | None:
     return data if isinstance(data, dict) else None
 
 
+def split_progress(text: str, prefix: str | None) -> tuple[str, str | None]:
+    """Split a stdout line into the log text before a progress marker and the marker's JSON.
+
+    ``prefix`` is the execution's marker (:func:`agent.nbrun.marker`); without one, or when the
+    line holds no marker followed by a JSON object, the whole line is log text.
+    """
+    if not prefix:
+        return text, None
+    at = text.find(prefix)
+    if at < 0:
+        return text, None
+    payload = text[at + len(prefix) :].strip()
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return text, None
+    if not isinstance(data, dict):
+        return text, None
+    return text[:at], json.dumps(data)
+
+
+def split_lines(stream: str, text: str, prefix: str | None) -> list[tuple[str, str]]:
+    """Return the ``(stream, message)`` events one printed line becomes."""
+    if stream != "stdout":
+        return [(stream, text)]
+    log_text, progress = split_progress(text, prefix)
+    events = [(stream, log_text)] if log_text else []
+    if progress is not None:
+        events.append(("progress", progress))
+    return events
+
+
 class LogShipper:
     """Collect output lines from any thread; ship them in batches from one sender thread."""
 
@@ -56,8 +94,10 @@ class LogShipper:
         batch_bytes: int = 64 * 1024,
         on_stop: Callable[[], None] | None = None,
         on_stale: Callable[[], None] | None = None,
+        progress_nonce: str | None = None,
     ) -> None:
         self._send = send
+        self.progress_prefix = marker(progress_nonce) if progress_nonce else None
         self.flush_interval = flush_interval
         self.batch_bytes = batch_bytes
         self.on_stop = on_stop
@@ -71,7 +111,7 @@ class LogShipper:
         return self
 
     def write(self, stream: str, message: str) -> None:
-        """Queue one line (as printed) from ``stream`` ("stdout" or "stderr")."""
+        """Queue one line (as printed) from ``stream`` ("stdout", "stderr" or "progress")."""
         now = isoformat(utcnow())
         for start in range(0, max(len(message), 1), LINE_CAP):
             piece = message[start : start + LINE_CAP]
@@ -86,8 +126,8 @@ class LogShipper:
         try:
             for raw in iter(lambda: pipe.readline(LINE_CAP), b""):
                 text = decoder.decode(raw)
-                if text:
-                    self.write(stream, text)
+                for kind, message in split_lines(stream, text, self.progress_prefix):
+                    self.write(kind, message)
             tail = decoder.decode(b"", final=True)
             if tail:
                 self.write(stream, tail)

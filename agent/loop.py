@@ -119,6 +119,7 @@ class AgentLoop(LoggingConfigurable):
             batch_bytes=self.log_batch_bytes,
             on_stop=lambda: self.runtime.stop(job, STOP_REQUESTED),
             on_stale=lambda: self._abandon(job, stale),
+            progress_nonce=job.progress_nonce,
         ).start()
         job.emit, job.pump = shipper.write, shipper.pump
         done, stale = threading.Event(), threading.Event()

@@ -8,6 +8,7 @@ runtime (picked by ``AgentApp.runtime_class``); it never subclasses one.
 
 from __future__ import annotations
 
+import secrets
 import threading
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
@@ -60,6 +61,8 @@ class Job:
     #: Optional ``pump(stream, pipe)`` that reads a binary pipe until it closes (the log shipper's).
     pump: Callable[[str, Any], None] | None = None
     stop: StopSignal = field(default_factory=StopSignal)
+    #: A per-attempt secret marking the notebook runner's progress lines (``agent.nbrun``).
+    progress_nonce: str = field(default_factory=lambda: secrets.token_hex(16))
 
     @property
     def id(self) -> str:

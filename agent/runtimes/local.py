@@ -2,9 +2,11 @@
 
 Commands run in ``/bin/sh -e -c`` from the repository directory, in a session of their own so that
 a stop reaches every process they started: SIGTERM to the process group, SIGKILL after
-``stop_grace_seconds``. The time limit is enforced the same way. A notebook step then runs papermill
-(``python -m papermill``) in a second subprocess; the executed notebook lands in ``outputs/`` and
-cell output reaches the log as it is printed.
+``stop_grace_seconds``. The time limit is enforced the same way. A notebook step then runs
+papermill through the notebook runner (``python .../agent/nbrun.py``) in a second subprocess; the
+executed notebook lands in ``outputs/``, cell output reaches the log as it is printed and each code
+cell's start and end become ``progress`` events (the runner's marker lines, keyed by the job's
+``progress_nonce``, which only that subprocess gets in its environment).
 Whatever is left of the process group when the run ends is killed.
 """
 
@@ -22,6 +24,8 @@ import time
 
 from traitlets import Bool
 
+from .. import nbrun
+from ..logs import split_lines
 from .base import TIME_LIMIT, Job, Runtime
 
 POLL = 0.05
@@ -40,26 +44,20 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def papermill_argv(job: Job) -> list[str]:
+def notebook_argv(job: Job, python: str = sys.executable) -> list[str]:
     """Return the command line that runs the job's notebook with its parameters."""
     notebook = str(job.spec["notebook"])
+    # Run as a script by its path, not ``-m agent.nbrun``: from the repository directory, a
+    # user's own ``agent`` package would shadow ours.
     return [
-        sys.executable,
-        "-m",
-        "papermill",
+        python,
+        os.path.abspath(nbrun.__file__),
         os.path.join(job.repository, notebook),
         os.path.join(job.outputs, posixpath.basename(notebook.replace(os.sep, "/"))),
-        "-f",
+        "--parameters-file",
         os.path.join(job.config, "parameters.json"),
         "--cwd",
         job.repository,
-        # Cell output goes to our own stdout/stderr as it is printed (not through papermill's
-        # logger, which would put it all on stderr): a JSON line printed in a cell is metadata.
-        "--stdout-file",
-        "-",
-        "--stderr-file",
-        "/dev/stderr",
-        "--no-progress-bar",
     ]
 
 
@@ -79,14 +77,22 @@ class LocalRuntime(Runtime):
         if commands:
             code = self.run(job, ["/bin/sh", "-e", "-c", "\n".join(commands)], deadline)
         if code == 0 and job.spec.get("kind") == "notebook" and not job.stop.is_set():
-            code = self.run(job, papermill_argv(job), deadline)
+            env = {nbrun.NONCE_ENV: job.progress_nonce}
+            code = self.run(job, notebook_argv(job), deadline, env)
         return code
 
-    def run(self, job: Job, argv: list[str], deadline: float | None) -> int:
+    def run(
+        self,
+        job: Job,
+        argv: list[str],
+        deadline: float | None,
+        extra_env: dict[str, str] | None = None,
+    ) -> int:
         """Run one process group to its end (or until stopped); return its exit code."""
         if job.stop.is_set():  # stopped before it began: never start it
             return -signal.SIGTERM
         env = dict(job.env)
+        env.update(extra_env or {})
         env.setdefault("PYTHONUNBUFFERED", "1")
         if self.agent_python_first:
             bindir = os.path.dirname(sys.executable)
@@ -146,6 +152,8 @@ class LocalRuntime(Runtime):
         if job.pump is not None:
             job.pump(stream, pipe)
             return
+        prefix = nbrun.marker(job.progress_nonce)
         for raw in iter(pipe.readline, b""):  # type: ignore[attr-defined]
-            job.emit(stream, raw.decode("utf-8", "replace"))
+            for kind, message in split_lines(stream, raw.decode("utf-8", "replace"), prefix):
+                job.emit(kind, message)
         pipe.close()  # type: ignore[attr-defined]

@@ -1,0 +1,199 @@
+"""Run one notebook with papermill and report each code cell's start and end on stdout.
+
+``python nbrun.py INPUT OUTPUT --parameters-file P --cwd DIR`` does what
+``papermill INPUT OUTPUT -f P --cwd DIR --stdout-file - --stderr-file /dev/stderr`` does (cell
+output is printed as it comes; the executed notebook is written to OUTPUT, also when a cell
+fails) and, when ``$VH_PROGRESS_NONCE`` is set, prints one marker line per cell event::
+
+    @@vh-progress:<nonce>@@ {"type": "cell", "state": "start", "index": 3, ...}
+
+Markers go through the same stdout as the cell output, so the agent sees them in order with it;
+the agent turns them into ``progress`` events and never shows them as log lines. The nonce is
+removed from the environment before the kernel starts, so the notebook cannot print a marker
+by accident. A marker may follow a cell's partial last line on the same line.
+
+This module needs only papermill (and nbclient) and the standard library, so a container
+runtime can mount it into an image and run it as a plain script (``python -m agent.nbrun`` works
+too). Run as a script, its own directory is dropped from ``sys.path`` before papermill is
+imported, so the agent's modules beside it shadow nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any, TextIO
+
+NONCE_ENV = "VH_PROGRESS_NONCE"
+SOURCE_CHARS = 80
+
+
+def marker(nonce: str) -> str:
+    """Return the text that starts a progress line for ``nonce``."""
+    return f"@@vh-progress:{nonce}@@ "
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def first_line(source: str) -> str:
+    """Return the first non-blank line of a cell's source, at most ``SOURCE_CHARS`` long."""
+    for line in source.splitlines():
+        if line.strip():
+            return line.strip()[:SOURCE_CHARS]
+    return ""
+
+
+class CellReporter:
+    """nbclient cell hooks that print a start and an end marker for every code cell.
+
+    A code cell nbclient skips (blank, or tagged to skip) ends ``ok`` at once; one that never
+    got its reply (kernel died, timeout, stop) ends ``error`` when :meth:`close` runs.
+    """
+
+    def __init__(self, nonce: str, out: TextIO) -> None:
+        self.prefix = marker(nonce)
+        self.out = out
+        self.positions: dict[int, int] = {}
+        self.total = 0
+        self.pending: tuple[int, Any, float] | None = None  # (index, cell, monotonic start)
+        self.executing = False
+
+    def hooks(self) -> dict[str, Any]:
+        """The keyword arguments that install the hooks on papermill's NotebookClient."""
+        return {
+            "on_notebook_start": self.on_notebook_start,
+            "on_cell_start": self.on_cell_start,
+            "on_cell_execute": self.on_cell_execute,
+            "on_cell_executed": self.on_cell_executed,
+        }
+
+    def on_notebook_start(self, notebook: Any, **_: Any) -> None:
+        # The notebook as executed: papermill's injected-parameters cell is one of its cells.
+        code = [i for i, c in enumerate(notebook.cells) if c.get("cell_type") == "code"]
+        self.positions = {index: n + 1 for n, index in enumerate(code)}
+        self.total = len(code)
+
+    def on_cell_start(self, cell: Any, cell_index: int, **_: Any) -> None:
+        self.close()
+        if cell.get("cell_type") != "code":
+            return
+        self.pending, self.executing = (cell_index, cell, time.monotonic()), False
+        self._emit("start", cell_index, cell)
+
+    def on_cell_execute(self, **_: Any) -> None:
+        self.executing = True
+
+    def on_cell_executed(self, cell: Any, cell_index: int, execute_reply: Any, **_: Any) -> None:
+        content = (execute_reply or {}).get("content") or {}
+        self._end("ok" if content.get("status") == "ok" else "error")
+
+    def close(self) -> None:
+        """End the cell still open: ``error`` if it was running, ``ok`` if it was skipped."""
+        if self.pending is not None:
+            self._end("error" if self.executing else "ok")
+
+    def _end(self, status: str) -> None:
+        if self.pending is None:
+            return
+        index, cell, started = self.pending
+        self.pending = None
+        self._emit("end", index, cell, duration=round(time.monotonic() - started, 6), status=status)
+
+    def _emit(self, state: str, index: int, cell: Any, **extra: Any) -> None:
+        event = {
+            "type": "cell",
+            "state": state,
+            "index": index,
+            "total": self.total,
+            "position": self.positions.get(index, 0),
+            "source": first_line(str(cell.get("source", ""))),
+            "time": _now(),
+            **extra,
+        }
+        try:
+            self.out.write(f"{self.prefix}{json.dumps(event)}\n")
+            self.out.flush()
+        except (OSError, ValueError):  # stdout closed: the agent is gone; keep running
+            pass
+
+
+class _Stopped(BaseException):
+    """Raised by the SIGTERM handler so the open cell is reported before the runner exits."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Stopped
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="nbrun", description="Run a notebook with papermill, reporting cell progress."
+    )
+    parser.add_argument("input", help="the notebook to run")
+    parser.add_argument("output", help="where to write the executed notebook")
+    parser.add_argument("--parameters-file", help="JSON object of parameters to inject")
+    parser.add_argument("--cwd", help="working directory of the kernel")
+    parser.add_argument("--kernel", help="kernel name (default: the notebook's own)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the notebook; return 0, or 1 when a cell or papermill failed."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parameters: dict[str, Any] = {}
+    if args.parameters_file:
+        with open(args.parameters_file, encoding="utf-8") as f:
+            parameters = json.load(f) or {}
+    nonce = os.environ.pop(NONCE_ENV, "")  # the kernel inherits os.environ: keep it out
+    reporter = CellReporter(nonce, sys.stdout) if nonce else None
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        papermill.execute_notebook(
+            args.input,
+            args.output,
+            parameters=parameters,
+            cwd=args.cwd,
+            kernel_name=args.kernel,
+            progress_bar=False,
+            stdout_file=sys.stdout,
+            stderr_file=sys.stderr,
+            **(reporter.hooks() if reporter else {}),
+        )
+    except PapermillExecutionError as exc:
+        _finish(reporter)
+        print(str(exc).strip(), file=sys.stderr, flush=True)
+        return 1
+    except _Stopped:
+        _finish(reporter)
+        return 128 + signal.SIGTERM
+    except Exception as exc:
+        _finish(reporter)
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    _finish(reporter)
+    return 0
+
+
+def _finish(reporter: CellReporter | None) -> None:
+    if reporter is not None:
+        reporter.close()
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+    sys.exit(main())
