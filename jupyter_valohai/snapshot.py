@@ -88,8 +88,8 @@ def iter_files(root: str) -> Iterator[tuple[str, str]]:
             if real != root and not real.startswith(root + os.sep):
                 continue  # a link that leaves the folder
             if entry.is_dir():
-                if entry.name in SKIP_DIRS or _is_venv(entry.path):
-                    continue
+                if entry.is_symlink() or entry.name in SKIP_DIRS or _is_venv(entry.path):
+                    continue  # linked folders are not followed: no loops, no surprises
                 if not _ignored(rules, child, True):
                     yield from walk(entry.path, child, rules)
             elif (
@@ -151,7 +151,7 @@ def snapshot(
         if not os.path.isfile(path):
             raise InvalidInput(f"No file {entry} in {root}.", hint="Check the path and save it.")
         files.setdefault(rel_entry, path)
-    sized = [(rel, path, os.path.getsize(path)) for rel, path in files.items()]
+    sized = [(rel, path, os.stat(path).st_size) for rel, path in files.items()]
     _check_size(sized, sum(len(v) for v in extra.values()), max_bytes)
 
     buf = io.BytesIO()
@@ -161,8 +161,14 @@ def snapshot(
     ):
         for rel, path, size in sorted(sized):
             mode = 0o755 if os.access(path, os.X_OK) else 0o644
-            with open(path, "rb") as fp:
-                tar.addfile(_info(rel, size, mode), fp)
+            try:
+                with open(path, "rb") as fp:
+                    tar.addfile(_info(rel, size, mode), fp)
+            except OSError as exc:
+                raise InvalidInput(
+                    f"Cannot read {rel} for the code snapshot: {exc.strerror or exc}.",
+                    hint="Add it to .vhignore if the run does not need it.",
+                ) from None
         for rel, data in sorted(extra.items()):
             tar.addfile(_info(rel, len(data)), io.BytesIO(data))
     return buf.getvalue()

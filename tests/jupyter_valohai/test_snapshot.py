@@ -113,3 +113,16 @@ def test_too_large_names_the_five_biggest(project: Path) -> None:
     # Ignoring them fixes it.
     put(project, ".vhignore", "*.tmp\nweights/\n")
     assert "train.ipynb" in names(snapshot(str(project), "train.ipynb", max_bytes=1024 * 1024))
+
+
+def test_linked_folders_are_not_followed(project: Path) -> None:
+    os.symlink(project, project / "loop")
+    os.symlink(project / "src", project / "src-again")
+    found = names(snapshot(str(project), "train.ipynb"))
+    assert not any(n.startswith(("loop/", "src-again/")) for n in found)
+    assert "src/model.py" in found
+
+
+def test_fifos_and_sockets_are_left_out(project: Path) -> None:
+    os.mkfifo(project / "pipe")  # opening it would block the snapshot
+    assert "pipe" not in names(snapshot(str(project), "train.ipynb"))
