@@ -8,8 +8,8 @@ sync and async clients run the very same logic through two thin drivers.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -35,7 +35,6 @@ class Call:
     data: dict[str, str] | None = None
     files: dict[str, Any] | None = None
     timeout: float | None = None
-    decode: Callable[[httpx.Response], Any] = field(default=lambda r: decode_json(r))
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``httpx.Client.request`` / ``AsyncClient.request``."""
@@ -278,8 +277,8 @@ def outputs(ref: str) -> Op:
 
 
 def stream_call(ref: str, after: str | None) -> Call:
-    headers_after = {"after": after} if after else None
-    return Call("GET", path("executions", ref, "events", "stream"), params=headers_after)
+    resume = {"after": after} if after else None  # the master's ?after= is Last-Event-ID
+    return Call("GET", path("executions", ref, "events", "stream"), params=resume)
 
 
 def download_call(datum: dict[str, Any] | str) -> Call:

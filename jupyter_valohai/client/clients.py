@@ -201,7 +201,7 @@ class Client(_Api):
         except httpx.HTTPError as exc:
             raise calls.transport_error(exc, self.url) from None
         calls.check(response, self.url)
-        return call.decode(response)
+        return calls.decode_json(response)
 
     def _run(self, op: Op) -> Any:
         run = calls.Run(op)
@@ -272,7 +272,7 @@ class AsyncClient(_Api):
         except httpx.HTTPError as exc:
             raise calls.transport_error(exc, self.url) from None
         calls.check(response, self.url)
-        return call.decode(response)
+        return calls.decode_json(response)
 
     async def _run(self, op: Op) -> Any:  # type: ignore[override]
         run = calls.Run(op)
