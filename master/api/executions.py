@@ -12,6 +12,7 @@ from jupyter_valohai.models import TERMINAL_STATUSES
 from ..logs import event_topic
 from ..services.common import page, page_params
 from ..services.describe import Describer
+from ..services.progress import JSON_STREAMS, parse_streams, parsed
 from .base import BaseHandler
 
 DEFAULT_EVENT_LIMIT = 100
@@ -20,6 +21,16 @@ KEEPALIVE_SECONDS = 15.0
 
 def public_event(event: dict) -> dict:
     return {"stream": event["stream"], "message": event["message"], "time": event["time"]}
+
+
+def sse_message(event: dict) -> str:
+    """One server-sent event: ``log`` for log lines, else the stream's name with parsed data."""
+    data = public_event(event)
+    kind = "log"
+    if event["stream"] in JSON_STREAMS:
+        kind = event["stream"]
+        data["data"] = parsed(event)
+    return f"id: {event['id']}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
 
 
 class ExecutionsHandler(BaseHandler):
@@ -55,7 +66,11 @@ class StopHandler(BaseHandler):
 
 
 class EventsHandler(BaseHandler):
-    """The last ``limit`` log events (``limit=0``: all), from Redis or from the archive."""
+    """The last ``limit`` events (``limit=0``: all) of the ``?streams=`` asked for.
+
+    The default streams are stdout, stderr and status, what valohai-cli expects; ``progress`` and
+    ``metadata`` come only when asked for.
+    """
 
     async def get(self, ref: str) -> None:
         doc = await self.services.executions.get(ref)
@@ -63,7 +78,9 @@ class EventsHandler(BaseHandler):
             limit = int(self.arg("limit") or DEFAULT_EVENT_LIMIT)
         except ValueError:
             raise InvalidInput("limit must be an integer.") from None
+        streams = parse_streams(self.arg("streams"))
         events = await self.ctx.logs.read(doc["_id"], bool(doc.get("logs_archived")))
+        events = [e for e in events if e["stream"] in streams]
         total = len(events)
         if limit > 0:
             events = events[-limit:]
@@ -77,7 +94,11 @@ class EventsHandler(BaseHandler):
 
 
 class EventStreamHandler(BaseHandler):
-    """Server-sent events: every log event as it arrives; ends after the terminal status."""
+    """Server-sent events: every event of every stream as it arrives; ends after the end.
+
+    ``event: log`` for stdout/stderr/status, ``event: progress`` and ``event: metadata`` (their
+    ``data`` also holds the parsed object), then ``event: end`` with the terminal status.
+    """
 
     async def get(self, ref: str) -> None:
         doc = await self.services.executions.get(ref)
@@ -97,10 +118,7 @@ class EventStreamHandler(BaseHandler):
                     execution_id, bool(doc.get("logs_archived")), after=last
                 )
                 for event in events:
-                    self.write(
-                        f"id: {event['id']}\nevent: log\n"
-                        f"data: {json.dumps(public_event(event))}\n\n"
-                    )
+                    self.write(sse_message(event))
                     last = event["id"]
                 if done:
                     notifier.discard(topic, fut)

@@ -68,12 +68,12 @@ ROUTES: list[Route] = [
     R(
         f"{V0}/executions/{{ref}}/events/",
         executions.EventsHandler,
-        get="Last log events (?limit=N, 0 = all)",
+        get="Last events (?limit=N, 0 = all; ?streams=stdout,stderr,status,progress,metadata)",
     ),
     R(
         f"{V0}/executions/{{ref}}/events/stream/",
         executions.EventStreamHandler,
-        get="Log events pushed as server-sent events until the execution ends",
+        get="Events of every stream pushed as server-sent events until the execution ends",
     ),
     R(
         f"{V0}/executions/{{ref}}/metadata/",

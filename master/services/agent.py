@@ -25,6 +25,7 @@ from jupyter_valohai.models import (
 from ..context import Context
 from ..store import Doc
 from .lifecycle import Lifecycle
+from .progress import AGENT_STREAMS, cell_sets, check_progress, with_metadata
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class AgentService:
                         "mtime": now,
                         "lease_expires": self._lease_expires(),
                         "worker": worker,
+                        "cell_progress": {},  # a new attempt runs the notebook afresh
+                        "current_cell": None,
                     },
                     "$inc": {"attempt": 1},
                 },
@@ -165,10 +168,16 @@ class AgentService:
             raise stale(execution_id)
         return doc  # type: ignore[no-any-return]
 
-    async def renew(self, env: Doc, execution_id: str, attempt: int) -> Doc:
+    async def renew(
+        self, env: Doc, execution_id: str, attempt: int, sets: dict[str, Any] | None = None
+    ) -> Doc:
+        """Renew the lease of a running attempt, applying ``sets`` in the same update."""
         await self.fenced(env, execution_id, attempt)
         doc = await self.ctx.store.cas_execution(
-            execution_id, RUNNING, attempt, {"$set": {"lease_expires": self._lease_expires()}}
+            execution_id,
+            RUNNING,
+            attempt,
+            {"$set": {**(sets or {}), "lease_expires": self._lease_expires()}},
         )
         if doc is None:
             raise stale(execution_id)
@@ -186,31 +195,34 @@ class AgentService:
         events, metadata = events or [], metadata or []
         if len(events) + len(metadata) > MAX_EVENTS_PER_CALL:
             raise InvalidInput(f"Send at most {MAX_EVENTS_PER_CALL} events per call.")
-        clean = []
+        clean, progress = [], []
         for event in events:
-            if not isinstance(event, dict) or event.get("stream") not in ("stdout", "stderr"):
-                raise InvalidInput("Each event needs a stream of 'stdout' or 'stderr'.")
+            if not isinstance(event, dict) or event.get("stream") not in AGENT_STREAMS:
+                raise InvalidInput(
+                    f"Each event needs a stream, one of {', '.join(AGENT_STREAMS)}.",
+                    hint="Progress events use the stream 'progress'; metadata goes in 'metadata'.",
+                )
+            message = str(event.get("message", ""))
+            if event["stream"] == "progress":
+                progress.append(check_progress(message))
             clean.append(
                 {
                     "stream": event["stream"],
-                    "message": str(event.get("message", "")),
+                    "message": message,
                     "time": str(event.get("time") or isoformat(utcnow())),
                 }
             )
-        entries = []
+        entries, posted = [], []
         for item in metadata:
             if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
                 raise InvalidInput("Each metadata entry needs a 'data' object.")
+            at = _parse_time(item.get("time"))
             entries.append(
-                {
-                    "execution": execution_id,
-                    "attempt": attempt,
-                    "time": _parse_time(item.get("time")),
-                    "data": item["data"],
-                }
+                {"execution": execution_id, "attempt": attempt, "time": at, "data": item["data"]}
             )
-        doc = await self.renew(env, execution_id, attempt)
-        await self.ctx.logs.append(execution_id, clean)
+            posted.append({"time": str(item.get("time") or isoformat(at)), "data": item["data"]})
+        doc = await self.renew(env, execution_id, attempt, cell_sets(progress))
+        await self.ctx.logs.append(execution_id, with_metadata(clean, posted))
         if entries:
             await self.ctx.store.metadata.insert_many(entries)
         return {"stop": doc["status"] == STOPPING}

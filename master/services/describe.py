@@ -9,6 +9,7 @@ from jupyter_valohai.models import INCOMPLETE_STATUSES, isoformat, utcnow
 from ..context import Context
 from ..store import Doc, as_dt
 from .common import seconds_between
+from .progress import describe_cells
 
 
 class Describer:
@@ -96,6 +97,7 @@ class Describer:
                 "events": f"{url}events/",
             },
         }
+        out["cells"], out["current_cell"] = describe_cells(doc)
         if "metadata" not in exclude:
             merged: dict[str, Any] = {}
             for entry in await self.metadata_entries(doc["_id"]):
