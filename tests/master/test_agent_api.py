@@ -144,7 +144,8 @@ async def test_events_live_then_archived_are_the_same(master: MasterClient) -> N
     assert await ctx.redis.exists(f"vh:log:{eid}") == 0
     with ctx.artifacts.open(f"logs/{eid}.jsonl.gz") as fp:
         archived_lines = gzip.decompress(fp.read()).decode().splitlines()
-    assert len(archived_lines) == live["total"] + 1  # + the "complete" status event
+    # + the two metadata events (hidden by default) and the "complete" status event
+    assert len(archived_lines) == live["total"] + 2 + 1
     archived = (
         await master.api("GET", f"/api/v0/executions/{eid}/events/", params={"limit": 0})
     ).json()
@@ -154,9 +155,18 @@ async def test_events_live_then_archived_are_the_same(master: MasterClient) -> N
     assert execution["metadata"] == {"loss": 0.25} and execution["duration"] is not None
     meta = (await master.api("GET", f"/api/v0/executions/{eid}/metadata/")).json()
     assert [m["data"]["loss"] for m in meta] == [0.5, 0.25]
+    every = (
+        await master.api(
+            "GET",
+            f"/api/v0/executions/{eid}/events/",
+            params={"limit": 0, "streams": "stdout,stderr,status,progress,metadata"},
+        )
+    ).json()
+    assert every["total"] == len(archived_lines)
+    assert [e for e in every["events"] if e["stream"] != "metadata"] == archived["events"]
     stream = await master.api("GET", f"/api/v0/executions/{eid}/events/stream/")
     sse = [json.loads(line[6:]) for line in stream.text.splitlines() if line.startswith("data: ")]
-    assert [e["message"] for e in sse[:-1]] == [e["message"] for e in archived["events"]]
+    assert [e["message"] for e in sse[:-1]] == [e["message"] for e in every["events"]]
     assert sse[-1] == {"status": "complete"}
 
 
