@@ -120,3 +120,41 @@ async def test_a_running_up_on_the_data_dir_is_reused(running_up: Stack, api, jp
     assert (body["state"], body["url"], body["embedded"]) == ("ready", running_up.url, False)
     status, _ = await api("GET", "projects")
     assert status == 200
+
+
+async def test_a_kernel_started_by_the_server_finds_the_master(
+    config_master: Stack, api, jp_serverapp
+) -> None:
+    """A real IPython kernel of this server resolves the master through VH_CONNECTION_FILE."""
+    _, body = await api("GET", "connection")
+    assert body["state"] == "ready"
+    manager = jp_serverapp.kernel_manager
+    kernel_id = await manager.start_kernel(kernel_name="python3")
+    try:
+        client = manager.get_kernel(kernel_id).blocking_client()
+        client.start_channels()
+        try:
+            await asyncio.to_thread(client.wait_for_ready, 60)
+            output: list[str] = []
+            code = (
+                "from jupyter_valohai.connection import resolve_connection\n"
+                "c = resolve_connection()\n"
+                "print(c.url, c.source)"
+            )
+
+            def run() -> None:
+                client.execute_interactive(
+                    code, timeout=60,
+                    output_hook=lambda msg: output.append(msg["content"].get("text", "")),
+                )
+
+            await asyncio.to_thread(run)
+        finally:
+            client.stop_channels()
+    finally:
+        await manager.shutdown_kernel(kernel_id, now=True)
+    text = "".join(output)
+    assert " " in text, text
+    url, source = text.strip().split(" ", 1)
+    assert url == config_master.url
+    assert "VH_CONNECTION_FILE" in source
