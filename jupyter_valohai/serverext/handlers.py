@@ -99,8 +99,11 @@ class ValohaiHandler(APIHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, ValohaiError):  # expected: one line, no traceback
             self.log.info(
-                "valohai: %s %s -> %d %s", self.request.method, self.request.path,
-                value.status, value.message,
+                "valohai: %s %s -> %d %s",
+                self.request.method,
+                self.request.path,
+                value.status,
+                value.message,
             )
         else:
             super().log_exception(typ, value, tb)

@@ -61,13 +61,14 @@ class EmbeddedStack:
     def spawn(self) -> None:
         """Start the child (fast: the waiting happens in :meth:`wait_ready`)."""
         os.makedirs(os.path.dirname(self.log_path), mode=0o700, exist_ok=True)
-        argv = up_command(
-            self.data_dir, self.port, agents=self.agents, stop_with_parent=True
-        )
+        argv = up_command(self.data_dir, self.port, agents=self.agents, stop_with_parent=True)
         with open(self.log_path, "ab") as logf:
             # Its own session: a Ctrl-C in Jupyter's terminal reaches Jupyter, which stops us.
             self.popen = subprocess.Popen(
-                argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                argv,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
 
@@ -181,15 +182,17 @@ class MasterLink:
         try:
             running = await self._running_up(stack.connection_file)
             if running is not None:
-                self.log.info("jupyter-valohai: using the running embedded master at %s",
-                              running.url)
+                self.log.info(
+                    "jupyter-valohai: using the running embedded master at %s", running.url
+                )
                 self._ready(running)
                 return
             self.embedded = stack
             stack.spawn()
             self.log.info(
                 "jupyter-valohai: starting the embedded master on port %d (log: %s)",
-                stack.port, stack.log_path,
+                stack.port,
+                stack.log_path,
             )
             conn = await stack.wait_ready(self.config.startup_timeout)
         except ValohaiError as exc:
@@ -250,8 +253,11 @@ class MasterLink:
             "image": self.config.image or None,
         }
         if self.error is not None:
-            body["error"] = {"code": self.error.code, "message": self.error.message,
-                             "hint": self.error.hint}
+            body["error"] = {
+                "code": self.error.code,
+                "message": self.error.message,
+                "hint": self.error.hint,
+            }
         return body
 
     async def stop(self) -> None:

@@ -70,9 +70,14 @@ class JupyterServer:
             JUPYTER_TOKEN=self.token,
         )
         argv = [
-            sys.executable, "-m", "jupyter_server", "--no-browser",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
-            "--ServerApp.port_retries=0", f"--ServerApp.root_dir={self.root}",
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--ServerApp.root_dir={self.root}",
         ]
         if os.geteuid() == 0:
             argv.append("--allow-root")

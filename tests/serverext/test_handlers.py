@@ -87,8 +87,12 @@ async def test_events_stream_live_and_stop(api, jp_fetch, jp_root_dir: Path) -> 
     chunks: list[bytes] = []
     stream = asyncio.ensure_future(
         jp_fetch(
-            "valohai", "executions", ref, "events",
-            streaming_callback=chunks.append, request_timeout=120,
+            "valohai",
+            "executions",
+            ref,
+            "events",
+            streaming_callback=chunks.append,
+            request_timeout=120,
         )
     )
     # The script prints, then sleeps: its line arrives while the execution still runs.
@@ -203,8 +207,12 @@ async def test_requests_without_jupyter_auth_are_refused(jp_fetch) -> None:
         ("GET", ("executions", "e-x", "events")),
     ]:
         response = await jp_fetch(
-            "valohai", *parts, method=method, headers={"Authorization": ""},
-            body=b"{}" if method == "POST" else None, raise_error=False,
+            "valohai",
+            *parts,
+            method=method,
+            headers={"Authorization": ""},
+            body=b"{}" if method == "POST" else None,
+            raise_error=False,
         )
         assert response.code == 403, (method, parts, response.body)
         assert json.loads(response.body)["code"] == "forbidden"
@@ -221,7 +229,9 @@ async def test_cookie_login_needs_xsrf_for_a_post(
     token = jp_serverapp.identity_provider.token
     try:
         await http_server_client.fetch(
-            f"{base}/login", method="POST", follow_redirects=False,
+            f"{base}/login",
+            method="POST",
+            follow_redirects=False,
             headers={"Cookie": f"_xsrf={xsrf}"},
             body=f"_xsrf={xsrf}&password={token}",
         )
@@ -236,20 +246,29 @@ async def test_cookie_login_needs_xsrf_for_a_post(
     assert got.code == 200
     body = json.dumps({"path": "hello.py"})
     refused = await http_server_client.fetch(
-        f"{base}/valohai/executions", method="POST", body=body,
-        headers={"Cookie": cookies}, raise_error=False,
+        f"{base}/valohai/executions",
+        method="POST",
+        body=body,
+        headers={"Cookie": cookies},
+        raise_error=False,
     )
     assert refused.code == 403, refused.body
     assert "_xsrf" in json.loads(refused.body)["message"]
     accepted = await http_server_client.fetch(
-        f"{base}/valohai/executions", method="POST", body=body,
-        headers={"Cookie": cookies, "X-XSRFToken": xsrf}, raise_error=False,
+        f"{base}/valohai/executions",
+        method="POST",
+        body=body,
+        headers={"Cookie": cookies, "X-XSRFToken": xsrf},
+        raise_error=False,
     )
     assert accepted.code == 201, accepted.body
     execution = json.loads(accepted.body)
     await http_server_client.fetch(
-        f"{base}/valohai/executions/{execution['id']}/stop", method="POST", body=b"",
-        headers={"Cookie": cookies, "X-XSRFToken": xsrf}, raise_error=False,
+        f"{base}/valohai/executions/{execution['id']}/stop",
+        method="POST",
+        body=b"",
+        headers={"Cookie": cookies, "X-XSRFToken": xsrf},
+        raise_error=False,
     )
 
 

@@ -93,7 +93,9 @@ def running_up(master: Stack, jp_server_config: Config, tmp_path: Path) -> Stack
 async def test_environment_gives_the_master(env_master: Stack, api) -> None:
     status, body = await api("GET", "connection")
     assert (body["state"], body["url"], body["source"]) == (
-        "ready", env_master.url, "VH_MASTER_URL and VH_TOKEN"
+        "ready",
+        env_master.url,
+        "VH_MASTER_URL and VH_TOKEN",
     )
     status, _ = await api("GET", "projects")
     assert status == 200
@@ -144,7 +146,8 @@ async def test_a_kernel_started_by_the_server_finds_the_master(
 
             def run() -> None:
                 client.execute_interactive(
-                    code, timeout=60,
+                    code,
+                    timeout=60,
                     output_hook=lambda msg: output.append(msg["content"].get("text", "")),
                 )
 
