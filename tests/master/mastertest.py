@@ -10,6 +10,7 @@ Other test packages can use them with ``pytest_plugins = ["tests.master.conftest
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import tarfile
 from dataclasses import dataclass
@@ -49,7 +50,11 @@ VALOHAI_YAML = """\
 def make_tarball(files: dict[str, str | bytes]) -> bytes:
     """Return a gzipped tarball holding ``files`` (name -> content)."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+    # mtime=0: the same files give the same bytes (and commit), whenever they are packed.
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
         for name, content in sorted(files.items()):
             data = content.encode() if isinstance(content, str) else content
             info = tarfile.TarInfo(name)
