@@ -1,0 +1,127 @@
+"""The JupyterLab sidebar in Chromium: run a notebook with a changed parameter, stop another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from tests.browser.lab import Lab
+from tests.e2e.stack import Stack
+
+pytestmark = pytest.mark.slow
+
+TRAIN = """\
+import json, os
+for epoch in range(epochs):
+    print(json.dumps({"epoch": epoch, "loss": 1.0 / (epoch + 1)}))
+print(f"greeting: {message} x{epochs}")
+with open(os.path.join(os.environ.get("VH_OUTPUTS_DIR", "."), "result.txt"), "w") as f:
+    f.write(message)
+"""
+SLEEP = """\
+import time
+print("sleeping", flush=True)
+time.sleep(seconds)
+"""
+# Generous limits (first kernel start, papermill imports on a busy 2-core machine): the test
+# waits for states, it never measures time.
+RUN_MS = 180_000
+UI_MS = 60_000
+
+
+def write_notebook(path: Path, parameters: str, code: str) -> None:
+    nb = nbformat.v4.new_notebook(
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        }
+    )
+    nb.cells.append(nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}))
+    nb.cells.append(nbformat.v4.new_code_cell(code))
+    nbformat.write(nb, str(path))
+
+
+def open_panel(page: Any, lab: Lab, notebook: str) -> None:
+    """Open the notebook in Lab, then the sidebar through the notebook's toolbar button."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{lab.url}/lab/tree/{notebook}?token={lab.token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=UI_MS)
+    page.get_by_title("Run this notebook on Valohai").first.click()
+    panel = page.locator("#jupyter-valohai-sidebar")
+    expect(panel).to_be_visible(timeout=UI_MS)
+    expect(panel.locator(".jp-Valohai-connection")).to_have_attribute(
+        "data-state", "ok", timeout=UI_MS
+    )
+    expect(panel.locator(".jp-Valohai-run .jp-Valohai-path")).to_have_text(notebook)
+
+
+def executions(master: Stack) -> list[dict]:
+    return list(master.api("GET", "/api/v0/executions/").json()["results"])
+
+
+def test_run_a_notebook_from_the_panel(page: Any, lab: Lab, master: Stack) -> None:
+    from playwright.sync_api import expect
+
+    write_notebook(lab.root / "train.ipynb", "epochs = 2\nmessage = 'hello'", TRAIN)
+    open_panel(page, lab, "train.ipynb")
+    panel = page.locator("#jupyter-valohai-sidebar")
+    epochs = panel.locator("#jp-Valohai-param-epochs")
+    message = panel.locator("#jp-Valohai-param-message")
+    expect(epochs).to_have_value("2")
+    expect(message).to_have_value("hello")
+    page.shots("form")
+
+    # A bad value is refused in the browser: nothing reaches the master.
+    epochs.fill("three")
+    panel.get_by_role("button", name="Run on Valohai").click()
+    expect(panel.locator('[data-param="epochs"] .jp-Valohai-fieldError')).to_contain_text(
+        "epochs must be an integer"
+    )
+    page.shots("invalid")
+    assert executions(master) == []
+
+    epochs.fill("3")
+    message.fill("from the browser")
+    panel.get_by_role("button", name="Run on Valohai").click()
+    detail = panel.locator(".jp-Valohai-detail")
+    expect(detail).to_be_visible(timeout=UI_MS)
+    page.shots("submitted")
+    expect(detail).to_have_attribute("data-status", "complete", timeout=RUN_MS)
+    expect(detail.locator(".jp-Valohai-logs")).to_contain_text("greeting: from the browser x3")
+    expect(detail.locator('[data-output="result.txt"]')).to_be_visible(timeout=UI_MS)
+    expect(detail.locator('[data-metric="loss"]')).to_be_visible()
+    page.shots("complete")
+
+    (execution,) = executions(master)
+    assert execution["status"] == "complete"
+    assert execution["parameters"]["epochs"] == 3
+    assert execution["parameters"]["message"] == "from the browser"
+    assert execution["project"]["name"] == "browser"
+
+    # The list shows it, newest first, with its final status (pushed, then read once).
+    detail.get_by_role("button", name="Back to the list").click()
+    item = panel.locator(f'[data-execution="{execution["id"]}"]')
+    expect(item.locator(".jp-Valohai-status")).to_have_text("complete")
+    assert page.console_errors == [], page.console_errors
+
+
+def test_stop_a_long_execution_from_the_panel(page: Any, lab: Lab, master: Stack) -> None:
+    from playwright.sync_api import expect
+
+    write_notebook(lab.root / "sleepy.ipynb", "seconds = 600", SLEEP)
+    open_panel(page, lab, "sleepy.ipynb")
+    panel = page.locator("#jupyter-valohai-sidebar")
+    panel.get_by_role("button", name="Run on Valohai").click()
+    detail = panel.locator(".jp-Valohai-detail")
+    expect(detail).to_have_attribute("data-status", "started", timeout=RUN_MS)
+    page.shots("running")
+
+    detail.get_by_role("button", name="Stop").click()
+    expect(detail).to_have_attribute("data-status", "stopped", timeout=RUN_MS)
+    expect(detail.get_by_role("button", name="Stop")).to_be_disabled()
+    page.shots("stopped")
+    (execution,) = executions(master)
+    assert execution["status"] == "stopped"
