@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 
 import nbformat
 
@@ -171,4 +173,30 @@ def test_split_progress() -> None:
     assert split_lines("stdout", "x" + prefix + body, prefix) == [
         ("stdout", "x"),
         ("progress", body),
+    ]
+
+
+def test_stopped_notebook_ends_its_running_cell_with_error(tmp_path, new_job, runtime) -> None:
+    _notebook(tmp_path / "repository" / "nb.ipynb", "print('a')", "import time\ntime.sleep(60)")
+    job, lines = _prepare(tmp_path, new_job)
+
+    def stop_when_sleeping() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(c["state"] == "start" and c["index"] == 2 for c in _progress(lines.items)):
+                runtime.stop(job)
+                return
+            time.sleep(0.05)
+
+    stopper = threading.Thread(target=stop_when_sleeping, daemon=True)
+    stopper.start()
+    result = runtime.process(job)
+    stopper.join(5)
+    assert result.status == "stopped"
+    cells = _progress(lines.items)
+    assert [(c["state"], c["index"], c.get("status")) for c in cells] == [
+        ("start", 1, None),
+        ("end", 1, "ok"),
+        ("start", 2, None),
+        ("end", 2, "error"),
     ]
