@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -57,6 +58,22 @@ class EmbeddedStack:
     @property
     def log_path(self) -> str:
         return os.path.join(self.data_dir, "logs", "embedded.log")
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def locked(self) -> bool:
+        """Whether another ``jupyter valohai up`` holds the data dir (it may still be starting)."""
+        path = os.path.join(self.data_dir, "up.lock")
+        if not os.path.exists(path):
+            return False
+        with open(path, "a+") as fp:
+            try:
+                fcntl.flock(fp, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fp, fcntl.LOCK_UN)
+        return False
 
     def spawn(self) -> None:
         """Start the child (fast: the waiting happens in :meth:`wait_ready`)."""
@@ -106,6 +123,19 @@ class EmbeddedStack:
             os.killpg(popen.pid, signal.SIGKILL)
         if popen.poll() is None:
             popen.wait(5)
+
+
+async def _answering(path: str) -> Connection | None:
+    """The connection in ``path`` if its master answers with that token, else None."""
+    if not os.path.exists(path):
+        return None
+    try:
+        conn = read_connection_file(path, "running embedded default")
+        async with AsyncClient(conn.url, conn.token, timeout=5) as client:
+            await client.me()
+    except ValohaiError:
+        return None
+    return conn
 
 
 def _read_json(path: str) -> dict[str, Any]:
@@ -180,7 +210,7 @@ class MasterLink:
             self.config.data_dir, self.config.embedded_port, self.config.embedded_agents
         )
         try:
-            running = await self._running_up(stack.connection_file)
+            running = await self._running_up(stack)
             if running is not None:
                 self.log.info(
                     "jupyter-valohai: using the running embedded master at %s", running.url
@@ -194,7 +224,17 @@ class MasterLink:
                 stack.port,
                 stack.log_path,
             )
-            conn = await stack.wait_ready(self.config.startup_timeout)
+            try:
+                conn = await stack.wait_ready(self.config.startup_timeout)
+            except ServiceUnavailable:
+                if stack.alive() or not stack.locked():
+                    raise
+                # Another `up` took the data dir between our look and our start: use it.
+                self.embedded = None
+                running = await self._running_up(stack)
+                if running is None:
+                    raise
+                conn = running
         except ValohaiError as exc:
             self._fail(exc)
             await stack.stop()
@@ -202,17 +242,19 @@ class MasterLink:
         self.log.info("jupyter-valohai: the embedded master is ready at %s", conn.url)
         self._ready(conn)
 
-    async def _running_up(self, path: str) -> Connection | None:
-        """The connection of a ``jupyter valohai up`` answering on ``path``, if any."""
-        if not os.path.exists(path):
-            return None
-        try:
-            conn = read_connection_file(path, "running embedded default")
-            async with AsyncClient(conn.url, conn.token, timeout=5) as client:
-                await client.me()
-        except ValohaiError:
-            return None
-        return conn
+    async def _running_up(self, stack: EmbeddedStack) -> Connection | None:
+        """The connection of a ``jupyter valohai up`` on the data dir (waiting for one starting)."""
+        deadline = time.monotonic() + self.config.startup_timeout
+        while True:
+            conn = await _answering(stack.connection_file)
+            if conn is not None or not stack.locked():
+                return conn
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(
+                    f"Another `jupyter valohai up` on {stack.data_dir} did not become ready.",
+                    hint="Stop it, or set c.Valohai.data_dir to another folder.",
+                )
+            await asyncio.sleep(0.5)
 
     def _ready(self, conn: Connection) -> None:
         self.connection = conn

@@ -48,17 +48,18 @@ def test_the_installed_package_enables_the_extension() -> None:
 class JupyterServer:
     """A ``jupyter server`` child process in its own HOME, Jupyter dirs and VH_DATA_DIR."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, data_dir: Path | None = None) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.token = "serverext-acceptance-token"
         self.root = tmp / "root"
-        self.data_dir = tmp / "vh-data"
+        self.data_dir = data_dir or tmp / "vh-data"
         self.log_path = tmp / "jupyter.log"
         self.url = f"http://127.0.0.1:{self.port}/"
         self.popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.tmp.mkdir(exist_ok=True)
         self.root.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VH_", "JUPYTER"))}
         env.update(
@@ -94,6 +95,15 @@ class JupyterServer:
         if embedded.exists():
             text += "\n--- embedded.log\n" + embedded.read_text(errors="replace")[-4000:]
         return text
+
+    def stack(self) -> list[psutil.Process]:
+        """Every process below the server (the embedded default, if it started one)."""
+        assert self.popen is not None
+        return list(psutil.Process(self.popen.pid).children(recursive=True))
+
+    def http(self) -> httpx.AsyncClient:
+        headers = {"Authorization": f"token {self.token}"}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=60)
 
     def kill(self) -> None:
         if self.popen is not None and self.popen.poll() is None:
@@ -172,3 +182,54 @@ async def test_jupyter_without_configuration_runs_the_embedded_default(
     left = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
     assert not left, f"left running: {left}\n{jupyter.log()}"
     assert not (jupyter.data_dir / "connection.json").exists()
+
+
+def _left(procs: list[psutil.Process], timeout: float = 30) -> list[psutil.Process]:
+    _, alive = psutil.wait_procs(procs, timeout)
+    return [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.mark.slow
+async def test_a_killed_jupyter_leaves_no_embedded_process(jupyter: JupyterServer) -> None:
+    async with jupyter.http() as http:
+        await _ready(jupyter, http)
+    stack = jupyter.stack()
+    assert stack
+    assert jupyter.popen is not None
+    jupyter.popen.kill()  # no clean-up hook runs: the embedded default notices on its own
+    await asyncio.to_thread(jupyter.popen.wait, 10)
+    left = await asyncio.to_thread(_left, stack)
+    assert not left, f"left running: {left}\n{jupyter.log()}"
+
+
+@pytest.mark.slow
+async def test_two_servers_share_one_embedded_default(tmp_path: Path) -> None:
+    data_dir = tmp_path / "shared-data"
+    first = JupyterServer(tmp_path / "first", data_dir)
+    second = JupyterServer(tmp_path / "second", data_dir)
+    try:
+        first.start()
+        second.start()  # at once: one starts the stack, the other waits for it and uses it
+        async with first.http() as http1, second.http() as http2:
+            states = [await _ready(first, http1), await _ready(second, http2)]
+            assert states[0]["url"] == states[1]["url"]
+            assert sorted(s["embedded"] for s in states) == [False, True], states
+            owner, user = (first, second) if states[0]["embedded"] else (second, first)
+            stack = owner.stack()
+            assert not user.stack()
+
+            # The server that only uses the stack stops; the stack stays for the other.
+            assert user.popen is not None
+            user.popen.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(user.popen.wait, 60)
+            answer = await (http1 if owner is first else http2).get("valohai/projects")
+            assert answer.status_code == 200, answer.text
+
+        assert owner.popen is not None
+        owner.popen.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(owner.popen.wait, 60)
+        left = await asyncio.to_thread(_left, stack)
+        assert not left, f"left running: {left}\n{owner.log()}"
+    finally:
+        first.kill()
+        second.kill()
