@@ -61,6 +61,7 @@ def write_notebook(path: Path) -> None:
         ("parameters", "epochs = 2\nlr = 0.5\nname = 'base'\nverbose = False"),
         "print(f'epochs={epochs} lr={lr} name={name} v={verbose}')",
         "from helper import twice\nprint('twice', twice(epochs))",
+        "import json\nprint(json.dumps({'loss': 1 / epochs}))",
     )
 
 
@@ -74,12 +75,14 @@ def workdir(tmp_path) -> Path:
     return root
 
 
-def finish(client: Client, stack: Stack, execution: dict) -> tuple[dict, str]:
-    events = list(client.stream_events(execution["id"]))
+def finish(client: Client, stack: Stack, execution: dict, events: list | None = None) -> tuple:
+    """Stream the execution to its end (events into ``events``); return it and its log text."""
+    seen = list(client.stream_events(execution["id"]))
     final = client.get_execution(execution["id"])
-    log = "".join(e.data.get("message", "") for e in events if e.kind == "log")
     assert final["status"] == "complete", stack.explain(execution["id"])
-    return final, log
+    if events is not None:
+        events.extend(seen)
+    return final, "".join(e.data.get("message", "") for e in seen if e.kind == "log")
 
 
 def count(client: Client) -> int:
@@ -91,8 +94,17 @@ def test_notebook_with_override_completes(client: Client, stack: Stack, workdir,
     execution = submit(client, req)
     assert execution["project"]["name"] == "default" and execution["kind"] == "notebook"
     assert execution["parameters"]["epochs"] == 5 and execution["parameters"]["lr"] == 0.5
-    final, log = finish(client, stack, execution)
+    events: list = []
+    final, log = finish(client, stack, execution, events)
     assert "epochs=5 lr=0.5 name=base v=False" in log and "twice 10" in log
+    # Per-cell progress and metadata arrive decoded on the same stream.
+    progress = [e.data["data"] for e in events if e.kind == "progress"]
+    assert [(p["position"], p["state"]) for p in progress][-2:] == [(5, "start"), (5, "end")]
+    assert all(p["status"] == "ok" for p in progress if p["state"] == "end")
+    assert [e.data["data"] for e in events if e.kind == "metadata"] == [{"loss": 0.2}]
+    assert [c["state"] for c in final["cells"]] == ["ok"] * 5 and final["current_cell"] is None
+    shown = client.events(execution["id"], streams=["progress", "metadata"])
+    assert {e["stream"] for e in shown} == {"progress", "metadata"}
     outputs = {o["name"]: o for o in client.outputs(final["id"])}
     assert "train.ipynb" in outputs
     path = client.download(outputs["train.ipynb"], str(tmp_path / "executed.ipynb"))
