@@ -101,10 +101,18 @@ def test_run_a_notebook_from_the_panel(page: Any, lab: Lab, master: Stack) -> No
     assert execution["parameters"]["message"] == "from the browser"
     assert execution["project"]["name"] == "browser"
 
-    # The list shows it, newest first, with its final status (pushed, then read once).
+    # The list shows it with its final status (pushed, then read once).
     detail.get_by_role("button", name="Back to the list").click()
     item = panel.locator(f'[data-execution="{execution["id"]}"]')
     expect(item.locator(".jp-Valohai-status")).to_have_text("complete")
+
+    # "Re-run with changes" brings its values back into the form.
+    item.get_by_role("button").click()
+    detail.get_by_role("button", name="Re-run with changes").click()
+    expect(panel.locator(".jp-Valohai-run")).to_contain_text("Prefilled from execution #1")
+    expect(epochs).to_have_value("3")
+    expect(message).to_have_value("from the browser")
+    page.shots("rerun-form")
     assert page.console_errors == [], page.console_errors
 
 
@@ -125,3 +133,17 @@ def test_stop_a_long_execution_from_the_panel(page: Any, lab: Lab, master: Stack
     page.shots("stopped")
     (execution,) = executions(master)
     assert execution["status"] == "stopped"
+
+
+def test_server_errors_are_readable(page: Any, lab: Lab, master: Stack) -> None:
+    from playwright.sync_api import expect
+
+    write_notebook(lab.root / "broken.ipynb", "epochs = (", "print(epochs)")
+    open_panel(page, lab, "broken.ipynb")
+    run = page.locator("#jupyter-valohai-sidebar .jp-Valohai-run")
+    expect(run.locator(".jp-Valohai-error")).to_contain_text(
+        "The notebook's parameters cell is not valid Python."
+    )
+    expect(run.get_by_role("button", name="Run on Valohai")).to_be_disabled()
+    page.shots("broken-parameters")
+    assert executions(master) == []

@@ -19,6 +19,7 @@ import {
 } from '../form';
 import { PanelModel } from '../model';
 import {
+  isTerminal,
   liveIds,
   setStatus,
   StreamEvent,
@@ -42,6 +43,8 @@ const LIVE_LIMIT = 3;
 /** While the embedded master starts: look again every 2 s, for up to 2 min. */
 const STARTUP_CHECK_MS = 2000;
 const STARTUP_CHECKS = 60;
+/** Notices (not errors) go away by themselves after this long. */
+const NOTICE_MS = 8000;
 const PREFS_KEY = 'jupyter-valohai:panel';
 const NO_ERRORS: IFormErrors = { parameters: {}, inputs: {} };
 const EMPTY_VALUES: IFormValues = { parameters: {}, inputs: {} };
@@ -102,6 +105,14 @@ export function Panel(props: {
   const [outputsError, setOutputsError] = useState('');
 
   const fail = (e: unknown): void => setError(errorMessage(e));
+
+  useEffect(() => {
+    if (!notice) {
+      return;
+    }
+    const timer = window.setTimeout(() => setNotice(''), NOTICE_MS);
+    return () => window.clearTimeout(timer);
+  }, [notice]);
 
   useEffect(() => {
     window.localStorage.setItem(
@@ -326,6 +337,9 @@ export function Panel(props: {
     void loadExecutions(connection?.ok ? projectId : null);
   }, [projectId, connection?.ok, loadExecutions]);
 
+  const executionsRef = useRef(executions);
+  executionsRef.current = executions;
+
   const refreshExecution = (id: string): void => {
     api
       .execution(id)
@@ -340,7 +354,10 @@ export function Panel(props: {
       setExecutions(list => setStatus(list, id, event.status));
       refreshExecution(id); // duration, end time, message
     } else if (event.kind === 'log' && event.event.stream === 'status') {
-      refreshExecution(id); // a status change: read the new status
+      const known = executionsRef.current.find(item => item.id === id);
+      if (!known || !isTerminal(known.status)) {
+        refreshExecution(id); // a status change: read the new status (not on a replay)
+      }
     } else if (event.kind === 'error' && id === selected) {
       setError(event.message);
     }
