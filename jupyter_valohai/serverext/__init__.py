@@ -3,6 +3,24 @@
 Enabled by ``jupyter_server_config.d/jupyter_valohai.json`` when the package is installed;
 configured by ``c.Valohai`` (:mod:`.config`). With no master configured it runs the embedded
 default beside Jupyter and stops it with Jupyter (:mod:`.link`).
+
+Routes (JSON unless said; errors are ``{"code", "message", "hint"}`` with a 4xx/5xx status;
+503 with code ``starting`` while the embedded default starts):
+
+- ``GET connection``: ``{state: starting|ready|failed|stopped, url, source, embedded,
+  default_project, environment, image, error?}`` (never the token);
+- ``GET projects`` -> ``{results: [project]}``; ``POST projects {name}`` -> 201 project;
+- ``GET environments`` -> ``{results: [environment]}``;
+- ``GET executions?project=&status=&limit=`` -> ``{results: [execution]}`` (newest first);
+- ``POST executions`` with RunRequest fields (``path`` and ``cwd`` relative to Jupyter's root
+  dir, ``code``, ``parameters``, ``inputs``, ``environment``, ``image``, ``title``, ``project``,
+  ``step``) -> 201 execution, ``Location`` header; the c.Valohai defaults fill what is missing;
+- ``GET executions/{id}`` -> execution (with ``cells`` and ``current_cell``);
+- ``POST executions/{id}/stop`` -> ``{message}``;
+- ``GET executions/{id}/events`` (``?after=`` or ``Last-Event-ID``): ``text/event-stream`` of
+  ``log``, ``progress``, ``metadata`` events, then ``end`` (``{status}``), or ``error``;
+- ``GET executions/{id}/outputs`` -> ``{results: [datum]}``;
+- ``GET notebook-parameters?path=`` -> ``{path, parameters: [{name, type, default}], inputs}``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from ..client import AsyncClient
-from ..errors import InvalidInput, NotFound, PermissionDenied, ValohaiError
+from ..errors import InvalidInput, NotConfigured, NotFound, PermissionDenied, ValohaiError
 from ..notebook import notebook_inputs, notebook_parameters, read_notebook
 from ..submit import RunRequest, asubmit
 from .link import MasterLink
@@ -78,7 +78,8 @@ class ValohaiHandler(APIHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ValohaiError):
-            self.set_status(exc.status)
+            # No master configured is the server's state, not a bad request of the browser.
+            self.set_status(503 if isinstance(exc, NotConfigured) else exc.status)
             body = {"code": exc.code, "message": exc.message, "hint": exc.hint}
         elif isinstance(exc, web.HTTPError):
             message = exc.log_message % exc.args if exc.log_message else None

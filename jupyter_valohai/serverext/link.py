@@ -80,7 +80,7 @@ class EmbeddedStack:
         os.makedirs(os.path.dirname(self.log_path), mode=0o700, exist_ok=True)
         argv = up_command(self.data_dir, self.port, agents=self.agents, stop_with_parent=True)
         with open(self.log_path, "ab") as logf:
-            # Its own session: a Ctrl-C in Jupyter's terminal reaches Jupyter, which stops us.
+            # Its own session: a Ctrl-C in the terminal reaches Jupyter alone, which then stops it.
             self.popen = subprocess.Popen(
                 argv,
                 stdout=logf,
