@@ -170,12 +170,15 @@ class Stack:
 
 
 def make_tarball(files: dict[str, str | bytes]) -> bytes:
-    """Return a gzipped tarball holding ``files`` (name -> content)."""
+    """Return a gzipped tarball holding ``files`` (name -> content); same files, same bytes."""
+    import gzip
     import io
     import tarfile
 
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(
+        fileobj=gz, mode="w"
+    ) as tar:
         for name, content in sorted(files.items()):
             data = content.encode() if isinstance(content, str) else content
             info = tarfile.TarInfo(name)
