@@ -54,8 +54,12 @@ Fetch = Callable[..., Awaitable[Any]]
 
 
 @pytest.fixture
-def api(jp_fetch: Fetch) -> Callable[..., Awaitable[tuple[int, Any]]]:
-    """Call a ``valohai/`` route with Jupyter's token; return (status, decoded JSON)."""
+def api(jp_fetch: Fetch, jp_serverapp: Any) -> Callable[..., Awaitable[tuple[int, Any]]]:
+    """Call a ``valohai/`` route with Jupyter's token; return (status, decoded JSON).
+
+    Every answer is checked not to carry the master's token.
+    """
+    link = jp_serverapp.web_app.settings["valohai_link"]
 
     async def call(method: str, *parts: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
         if body is not None:
@@ -63,6 +67,8 @@ def api(jp_fetch: Fetch) -> Callable[..., Awaitable[tuple[int, Any]]]:
         elif method == "POST":
             kw["body"] = b""
         response = await jp_fetch("valohai", *parts, method=method, raise_error=False, **kw)
+        if link.connection is not None:
+            assert link.connection.token.encode() not in response.body
         return response.code, json.loads(response.body or b"null")
 
     return call

@@ -47,7 +47,9 @@ async def test_connection_hides_the_token(api, master: Stack) -> None:
     assert master.admin_token not in json.dumps(body)
 
 
-async def test_script_execution_through_the_routes(api, jp_fetch, jp_root_dir: Path) -> None:
+async def test_script_execution_through_the_routes(
+    api, jp_fetch, jp_root_dir: Path, master: Stack
+) -> None:
     (jp_root_dir / "work").mkdir()
     (jp_root_dir / "work" / "hello.py").write_text(HELLO)
     status, execution = await api("POST", "executions", body={"path": "work/hello.py"})
@@ -58,6 +60,7 @@ async def test_script_execution_through_the_routes(api, jp_fetch, jp_root_dir: P
     # The event stream, relayed as SSE until the master's `end`.
     response = await jp_fetch("valohai", "executions", ref, "events", request_timeout=90)
     assert response.headers["Content-Type"] == "text/event-stream"
+    assert master.admin_token not in response.body.decode()
     events = sse_events(response.body.decode())
     assert events[-1] == ("end", {"status": "complete"}), events
     messages = [data.get("message", "") for kind, data in events if kind == "log"]

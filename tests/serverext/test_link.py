@@ -37,7 +37,8 @@ def _link(serverapp):
 
 
 @pytest.mark.parametrize(
-    "valohai_config", [{"master_url": f"http://127.0.0.1:{free_port()}", "token": "t"}]
+    "valohai_config",
+    [{"master_url": f"http://127.0.0.1:{free_port()}", "token": "down-master-token-1234"}],
 )
 async def test_a_master_that_is_down_is_a_503_with_a_hint(api, jp_root_dir: Path) -> None:
     (jp_root_dir / "hello.py").write_text("print('hi')\n")
