@@ -20,6 +20,7 @@ import pytest
 from jupyter_core.paths import ENV_CONFIG_PATH
 from jupyter_server.extension.config import ExtensionConfigManager
 
+from jupyter_valohai.embedded import up_command
 from jupyter_valohai.services import free_port
 
 REPO = Path(__file__).parents[2]
@@ -233,3 +234,57 @@ async def test_two_servers_share_one_embedded_default(tmp_path: Path) -> None:
     finally:
         first.kill()
         second.kill()
+
+
+@pytest.mark.slow
+async def test_the_lab_of_jupyter_valohai_up_uses_its_master(tmp_path: Path) -> None:
+    """`jupyter valohai up` hands its master to the Lab it starts; the extension starts none."""
+    data_dir, lab_port = tmp_path / "vh-data", free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VH_", "JUPYTER"))}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
+        JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"),
+    )
+    if not installed_config_enables_us():  # until the package's config is installed
+        (tmp_path / "jupyter-config").mkdir()
+        (tmp_path / "jupyter-config" / "jupyter_server_config.json").write_text(
+            json.dumps({"ServerApp": {"jpserver_extensions": {"jupyter_valohai": True}}})
+        )
+    argv = [
+        *up_command(str(data_dir), free_port()),
+        "--lab",
+        "--lab-port",
+        str(lab_port),
+    ]
+    log_path = tmp_path / "up.log"
+    with open(log_path, "wb") as log:
+        up = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        while not (data_dir / "lab_token").exists() or "is up." not in log_path.read_text():
+            assert up.poll() is None, log_path.read_text()
+            await asyncio.sleep(0.2)
+        lab_token = (data_dir / "lab_token").read_text().strip()
+        conn = json.loads((data_dir / "connection.json").read_text())
+        headers = {"Authorization": f"token {lab_token}"}
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{lab_port}/", headers=headers, timeout=30
+        ) as http:
+            state = (await http.get("valohai/connection")).json()
+            assert state["state"] == "ready", state
+            assert (state["url"], state["embedded"]) == (conn["url"], False)
+            assert "VH_CONNECTION_FILE" in state["source"]
+            projects = await http.get("valohai/projects")
+            assert projects.status_code == 200, projects.text
+        stack = psutil.Process(up.pid).children(recursive=True)
+        up.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(up.wait, 60) == 0, log_path.read_text()
+        left = await asyncio.to_thread(_left, stack)
+        assert not left, f"left running: {left}\n{log_path.read_text()}"
+    finally:
+        if up.poll() is None:
+            for child in psutil.Process(up.pid).children(recursive=True):
+                child.kill()
+            up.kill()
+            up.wait(10)
