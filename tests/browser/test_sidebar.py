@@ -147,3 +147,17 @@ def test_server_errors_are_readable(page: Any, lab: Lab, master: Stack) -> None:
     expect(run.get_by_role("button", name="Run on Valohai")).to_be_disabled()
     page.shots("broken-parameters")
     assert executions(master) == []
+
+
+def test_a_master_that_does_not_answer_is_said_so(page: Any, lab: Lab, master: Stack) -> None:
+    from playwright.sync_api import expect
+
+    write_notebook(lab.root / "train.ipynb", "epochs = 2", "print(epochs)")
+    master.stop()
+    page.goto(f"{lab.url}/lab/tree/train.ipynb?token={lab.token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=UI_MS)
+    page.get_by_title("Run this notebook on Valohai").first.click()
+    connection = page.locator("#jupyter-valohai-sidebar .jp-Valohai-connection")
+    expect(connection).to_have_attribute("data-state", "down", timeout=UI_MS)
+    expect(connection).to_contain_text(f"The master at {master.url} does not answer.")
+    page.shots("master-down")

@@ -6,7 +6,7 @@ import React, { useCallback, useEffect, useRef, useState } from 'react';
 
 import { connectionSummary, IConnectionSummary, pickProject } from '../answers';
 import { api } from '../api';
-import { errorMessage } from '../errors';
+import { ApiError, errorMessage } from '../errors';
 import {
   carryOver,
   formSpec,
@@ -181,7 +181,12 @@ export function Panel(props: {
         );
       });
     } catch (e) {
-      fail(e);
+      if (e instanceof ApiError && e.status === 503) {
+        // configured, but the master does not answer: say so where the connection is shown
+        setConnection({ ...summary, ok: false, problem: errorMessage(e) });
+      } else {
+        fail(e);
+      }
     }
   }, []);
 
