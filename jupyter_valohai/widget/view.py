@@ -33,7 +33,13 @@ DEPLOY_NOTE = "Deployments come in a later release"
 
 
 class ExecutionView(widgets.VBox):
-    """A live view of one execution: status, cells, logs, metrics, outputs, Stop and Deploy."""
+    """A live view of one execution: status, cells, logs, metrics, outputs, Stop and Deploy.
+
+    ``ExecutionView("e-...")`` follows the execution from its first event (a view made again by id
+    reaches the same state); ``client`` defaults to ``Client.from_connection()``; ``execution``
+    (the master's JSON, if at hand) is shown before the stream answers; ``follow=False`` makes a
+    view that only shows what :meth:`apply` is given.
+    """
 
     execution_id = Unicode(help="The execution shown.")
     status = Unicode("", help="The execution's status (queued, started, complete...).")
@@ -57,6 +63,7 @@ class ExecutionView(widgets.VBox):
         *,
         max_lines: int = DEFAULT_MAX_LINES,
         outputs_dir: str = DEFAULT_OUTPUTS_DIR,
+        execution: dict[str, Any] | None = None,
         follow: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -73,6 +80,8 @@ class ExecutionView(widgets.VBox):
         self._build()
         super().__init__(children=self._children(), **kwargs)
         self.execution_id, self.max_lines, self.outputs_dir = execution_id, max_lines, outputs_dir
+        if execution:  # known already (just created): shown at once, before the stream answers
+            self.apply(Event("execution", None, execution))
         self._thread = threading.Thread(
             target=self._follow, name=f"valohai-view-{execution_id}", daemon=True
         )

@@ -106,7 +106,9 @@ def test_metadata_without_parsed_data_is_parsed_from_its_message() -> None:
 
 def cell(state: str, index: int, **extra: object) -> Event:
     data = {"type": "cell", "state": state, "index": index, "total": 2, "position": index, **extra}
-    return Event("progress", None, {"stream": "progress", "message": json.dumps(data), "data": data})
+    return Event(
+        "progress", None, {"stream": "progress", "message": json.dumps(data), "data": data}
+    )
 
 
 def test_cell_progress() -> None:
