@@ -161,3 +161,26 @@ def test_a_master_that_does_not_answer_is_said_so(page: Any, lab: Lab, master: S
     expect(connection).to_have_attribute("data-state", "down", timeout=UI_MS)
     expect(connection).to_contain_text(f"The master at {master.url} does not answer.")
     page.shots("master-down")
+
+
+def test_create_a_project_from_the_panel(page: Any, lab: Lab, master: Stack) -> None:
+    from playwright.sync_api import expect
+
+    master.create_project("taken")
+    write_notebook(lab.root / "train.ipynb", "epochs = 2", "print(epochs)")
+    open_panel(page, lab, "train.ipynb")
+    panel = page.locator("#jupyter-valohai-sidebar")
+    project = panel.get_by_label("Project", exact=True)
+
+    panel.get_by_role("button", name="New").click()
+    panel.get_by_label("New project name").fill("taken")
+    panel.get_by_role("button", name="Create").click()
+    expect(panel.get_by_role("alert")).to_contain_text("You already have a project called 'taken'.")
+    page.shots("duplicate")
+
+    panel.get_by_label("New project name").fill("made-in-lab")
+    panel.get_by_role("button", name="Create").click()
+    expect(project.locator("option:checked")).to_have_text("made-in-lab")
+    page.shots("created")
+    names = [p["name"] for p in master.api("GET", "/api/v0/projects/").json()["results"]]
+    assert sorted(names) == ["made-in-lab", "taken"]
