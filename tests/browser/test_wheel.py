@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,6 +16,7 @@ from .lab import REPO
 pytestmark = pytest.mark.slow
 
 PREFIX = "share/jupyter/labextensions/jupyter-valohai/"
+NOT_COPIED = (".git", "node_modules", ".venv", "test-artifacts", "__pycache__", "*.egg-info")
 
 
 def run(argv: list[str], env: dict[str, str] | None = None) -> str:
@@ -24,8 +26,12 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> str:
 
 
 def test_the_wheel_installs_the_lab_extension(tmp_path: Path) -> None:
-    # The wheel, as `pip wheel` builds it (hatch-jupyter-builder builds the extension first).
-    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(REPO)])
+    # The wheel, as `pip wheel` builds it; from a copy of the tree, so that a build of the
+    # extension (hatch-jupyter-builder, when labextension/dist is missing or older than src/)
+    # never swaps files under a Lab that another test is running.
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_COPIED))
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)])
     (wheel,) = tmp_path.glob("jupyter_valohai-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         data = [n.split(".data/data/", 1)[1] for n in zf.namelist() if ".data/data/" in n]
