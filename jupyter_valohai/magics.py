@@ -22,7 +22,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
@@ -33,14 +33,17 @@ from .client import Client
 from .connection import Connection, resolve_connection, save_login
 from .errors import InvalidInput, ValohaiError
 from .models import TERMINAL_STATUSES
-from .snapshot import DEFAULT_MAX_BYTES
-from .submit import DEFAULT_PROJECT, RunRequest, prepare_run, submission
 from .widget import render
 from .widget.local import DEFAULT_OUTPUTS_DIR, download_output, execution_dir
+
+if TYPE_CHECKING:
+    from .submit import RunRequest
 
 log = logging.getLogger(__name__)
 
 USAGE_HINT = "see `%valohai --help`"
+#: submit.DEFAULT_PROJECT, without importing submit (nbformat and friends) at kernel start.
+DEFAULT_PROJECT = "default"
 REPORT_HINT = "this is a bug of jupyter-valohai; please report it with the command you ran"
 
 
@@ -172,7 +175,7 @@ class ValohaiMagics(Magics):
         config=True
     )
     max_log_lines = Int(2000, help="Log lines an ExecutionView keeps.").tag(config=True)
-    max_snapshot_bytes = Int(DEFAULT_MAX_BYTES, help="Size limit of a run's code snapshot.").tag(
+    max_snapshot_bytes = Int(0, help="Size limit of a run's code snapshot (0: 50 MiB).").tag(
         config=True
     )
 
@@ -220,6 +223,8 @@ class ValohaiMagics(Magics):
         getattr(self, "cmd_" + args.command)(args)
 
     def _cell(self, line: str, cell: str) -> None:
+        from .submit import RunRequest
+
         args = self.cell_parser.parse_args(arg_split(line, posix=True))
         self._run(args, RunRequest(code=cell))
 
@@ -240,6 +245,7 @@ class ValohaiMagics(Magics):
     # --- running --------------------------------------------------------------------------
 
     def _run(self, args: argparse.Namespace, req: RunRequest) -> None:
+        """Submit ``req`` with the options in ``args``; show the view (or one line)."""
         req.parameters = _pairs(args.param, "param")
         req.inputs = _pairs(args.input, "input", multi=True)
         req.environment = args.env or self.environment
@@ -247,8 +253,12 @@ class ValohaiMagics(Magics):
         req.title = args.title
         req.project = args.project or self.project
         req.cwd = os.getcwd()
+        from .snapshot import DEFAULT_MAX_BYTES
+        from .submit import prepare_run, submission
+
         # Every local check (parameters, inputs, snapshot size) before the master is looked for.
-        prepared = prepare_run(req, default_image=self.image, max_bytes=self.max_snapshot_bytes)
+        limit = self.max_snapshot_bytes or DEFAULT_MAX_BYTES
+        prepared = prepare_run(req, default_image=self.image, max_bytes=limit)
         client = self.client()
         execution = client._run(submission(prepared, req.project))
         self.last = execution
@@ -273,6 +283,8 @@ class ValohaiMagics(Magics):
         return getattr(self.shell, "kernel", None) is not None
 
     def cmd_run(self, args: argparse.Namespace) -> None:
+        from .submit import RunRequest
+
         path = args.path or find_notebook(self.shell.user_ns if self.shell else {})
         self._run(args, RunRequest(path=path, step=args.step))
 
