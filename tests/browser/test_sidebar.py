@@ -148,6 +148,17 @@ def test_server_errors_are_readable(page: Any, lab: Lab, master: Stack) -> None:
     page.shots("broken-parameters")
     assert executions(master) == []
 
+    # Fixed in the notebook and saved: the form follows.
+    editor = page.locator(".jp-NotebookPanel .jp-Cell").first.locator(".cm-content")
+    editor.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("epochs = 7")
+    page.keyboard.press("Control+s")
+    expect(run.locator("#jp-Valohai-param-epochs")).to_have_value("7", timeout=UI_MS)
+    expect(run.locator(".jp-Valohai-error")).to_have_count(0)
+    expect(run.get_by_role("button", name="Run on Valohai")).to_be_enabled()
+    page.shots("fixed-parameters")
+
 
 def test_a_master_that_does_not_answer_is_said_so(page: Any, lab: Lab, master: Stack) -> None:
     from playwright.sync_api import expect
