@@ -198,12 +198,20 @@ def _coerce_value(param: Param, value: Any) -> Any:
         return value
     if param.type == "integer" and isinstance(value, float) and value.is_integer():
         return int(value)
-    if param.type == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if param.type == "float" and number:
         return float(value)
+    if param.type == "string" and number:
+        return str(value)  # a form that sent 5 for a text field means "5"
     raise ValueError(value)
 
 
-TYPE_WORDS = {"integer": "an integer", "float": "a number", "flag": "true or false"}
+TYPE_WORDS = {
+    "integer": "an integer",
+    "float": "a number",
+    "flag": "true or false",
+    "string": "text",
+}
 
 
 def coerce_overrides(params: Mapping[str, Param], overrides: Mapping[str, Any]) -> dict[str, Any]:

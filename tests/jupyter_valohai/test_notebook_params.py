@@ -78,11 +78,14 @@ def test_overrides_coerced() -> None:
     assert values == {"epochs": 5, "lr": 0.1, "name": "vgg", "verbose": True, "scale": 3.0}
     assert type(values["scale"]) is float
     # typed values (from JSON bodies) are checked too
-    assert coerce_overrides(params, {"epochs": 7, "lr": 1, "verbose": False}) == {
+    assert coerce_overrides(params, {"epochs": 7, "lr": 1, "verbose": False, "name": 5}) == {
         "epochs": 7,
         "lr": 1.0,
         "verbose": False,
+        "name": "5",
     }
+    with pytest.raises(InvalidInput, match="'name' must be text"):
+        coerce_overrides(params, {"name": [1]})
 
 
 @pytest.mark.parametrize(
