@@ -354,12 +354,13 @@ class ValohaiMagics(Magics):
             display(bundle, raw=True)
 
     def cmd_view(self, args: argparse.Namespace) -> None:
-        ref = self._ref(args.id)
-        client = self.client()
         if not self._widgets_shown():
             self.cmd_status(args)
             return
-        display(self._view(ref, client))
+        ref = self._ref(args.id)
+        client = self.client()
+        execution = client.get_execution(ref)  # an unknown id is one line, not an empty view
+        display(self._view(execution["id"], client, execution))
 
     def cmd_list(self, args: argparse.Namespace) -> None:
         client = self.client()

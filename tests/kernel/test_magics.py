@@ -100,6 +100,8 @@ def test_run_a_notebook_with_a_parameter_and_pull_it_back(
     # The counter of the session's project works as an id; a second pull is refused by nothing.
     again = kernel.ok("%valohai outputs 1")
     assert "nb.ipynb" in again.stdout
+    view = widget_displayed(kernel.ok(f"%valohai view {ex['id']}"))
+    assert "complete" in view["text/plain"] or "queued" in view["text/plain"], view
 
 
 def test_a_cell_runs_as_an_execution_and_its_log_is_readable(

@@ -152,3 +152,12 @@ def test_stop_from_the_view(kernel: Kernel, stack: Stack, workdir: Path, tmp_pat
     )
     out = kernel.ok("print(view.status, view._stop.disabled)")
     assert out.stdout.strip() == "stopped True", out
+
+
+def test_stop_with_the_magic(kernel: Kernel, stack: Stack, workdir: Path, tmp_path: Path) -> None:
+    gated_notebook(workdir / "gated.ipynb", tmp_path / "never")
+    kernel.ok("%valohai run gated.ipynb --no-widget")
+    out = kernel.ok("%valohai stop")
+    assert out.stdout.strip(), out  # the master's message
+    follow = kernel.ok("%valohai logs --follow")
+    assert follow.stdout.strip().endswith("-- stopped"), follow.stdout
