@@ -322,6 +322,19 @@ def submission(prepared: PreparedRun, project: str | None) -> calls.Op:
     return (yield from calls.create_execution(body))
 
 
+def submit_prepared(client: Client, prepared: PreparedRun, project: str | None = None) -> Any:
+    """Upload a run ``prepare_run`` checked and queue it (for callers that check before they
+    connect); return the execution."""
+    return client._run(submission(prepared, project))
+
+
+async def asubmit_prepared(
+    client: AsyncClient, prepared: PreparedRun, project: str | None = None
+) -> Any:
+    """``submit_prepared`` for the async client."""
+    return await client._run(submission(prepared, project))
+
+
 def submit(
     client: Client,
     req: RunRequest,
@@ -331,7 +344,7 @@ def submit(
 ) -> dict[str, Any]:
     """Check, upload and queue a run; return the execution (the master's JSON)."""
     prepared = prepare_run(req, default_image=default_image, max_bytes=max_bytes)
-    return client._run(submission(prepared, req.project))  # type: ignore[no-any-return]
+    return submit_prepared(client, prepared, req.project)  # type: ignore[no-any-return]
 
 
 async def asubmit(
@@ -345,4 +358,4 @@ async def asubmit(
     prepared = await asyncio.to_thread(
         prepare_run, req, default_image=default_image, max_bytes=max_bytes
     )
-    return await client._run(submission(prepared, req.project))  # type: ignore[no-any-return]
+    return await asubmit_prepared(client, prepared, req.project)  # type: ignore[no-any-return]
