@@ -71,3 +71,15 @@ ensure_venv() {
     # Append: a venv installed with [test,lab] also satisfies [lab].
     printf '%s %s\n' "$key" "${extras//,/ }" >>"$stamp"
 }
+
+# npm_deps : labextension/node_modules as package-lock.json says (npm ci only when the lock changed).
+npm_deps() {
+    need_cmd npm npm
+    local stamp="$REPO/labextension/node_modules/.jupyter-valohai-stamp" key
+    key="$(sha256sum <"$REPO/labextension/package-lock.json" | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$key" ]; then
+        say "npm ci (labextension)"
+        (cd "$REPO/labextension" && npm ci --no-audit --no-fund --loglevel=error)
+        printf '%s\n' "$key" >"$stamp"
+    fi
+}
