@@ -14,6 +14,15 @@ The generated valohai.yaml lives at ``.jupyter-valohai/valohai.yaml`` in the sna
   defaults and from the given values;
 - code (``%%valohai``): the code saved as ``cell.py`` beside the working directory's files, run
   like a ``.py`` file.
+
+A ``valohai.yaml`` (``path`` ending in .yaml/.yml) runs one of its own steps as written (``step``
+names it unless there is only one), its parameters checked against the step's types.
+
+The snapshot holds the folder of the notebook / script / valohai.yaml (for code: ``cwd``), so a
+notebook takes the files beside it; see :mod:`jupyter_valohai.snapshot` for what is left out.
+The image is the request's, else the step's own (valohai.yaml), else ``default_image`` (the
+configured one), else ``python:3.11``. Without a project the run goes to the project "default",
+created on first use.
 """
 
 from __future__ import annotations
