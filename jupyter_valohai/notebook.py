@@ -98,9 +98,14 @@ def _parse(source: str) -> ast.Module | None:
         return None
 
 
+def _source(cell: Any) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)  # raw JSON has lists
+
+
 def _cells(nb: Any, tag: str | None = None) -> list[str]:
     return [
-        str(cell.get("source", ""))
+        _source(cell)
         for cell in nb.get("cells", [])
         if cell.get("cell_type") == "code"
         and (tag is None or tag in (cell.get("metadata", {}).get("tags") or []))

@@ -155,3 +155,25 @@ def test_read_notebook_errors(tmp_path) -> None:
     bad.write_text("{ nope")
     with pytest.raises(InvalidInput, match="not a readable notebook"):
         read_notebook(str(bad))
+
+
+def test_raw_json_notebooks_with_list_sources() -> None:
+    raw = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {"tags": ["parameters"]},
+                "source": ["a = 1\n", "b = 'x'"],
+            },
+            {
+                "cell_type": "code",
+                "metadata": {"tags": ["inputs"]},
+                "source": ["d = 'https://h/d'"],
+            },
+        ]
+    }
+    assert notebook_parameters(raw) == {
+        "a": Param("a", "integer", 1),
+        "b": Param("b", "string", "x"),
+    }
+    assert notebook_inputs(raw) == {"d": ["https://h/d"]}
