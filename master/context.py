@@ -1,4 +1,5 @@
-"""The shared state every service works with: config, Mongo store, Redis queues, logs, artifacts."""
+"""The shared state every service works with: config, Mongo store, Redis queues, logs, artifacts,
+project feeds."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import redis.asyncio as aioredis
 from jupyter_valohai.stores import ArtifactStore
 
 from .config import MasterConfig
+from .feed import ExecutionFeed
 from .logs import LogService
 from .queue import ExecutionQueues, Notifier
 from .store import Store
@@ -23,3 +25,4 @@ class Context:
     queues: ExecutionQueues
     logs: LogService
     artifacts: ArtifactStore
+    feed: ExecutionFeed

@@ -1,4 +1,5 @@
-"""Per-environment execution queues in Redis, and the one pub/sub listener that wakes waiters.
+"""Per-environment execution queues (and the agents seen lately) in Redis, and the one pub/sub
+listener that wakes waiters.
 
 A queue is a sorted set of execution ids (score: priority, then submit time; ``ZPOPMIN`` takes the
 head). Everything here is derived state: :meth:`ExecutionQueues.reconcile` rebuilds it from MongoDB.
@@ -24,6 +25,14 @@ NOTIFY_PATTERN = PREFIX + "notify:*"
 
 def queue_key(environment_id: str) -> str:
     return f"{PREFIX}queue:{environment_id}"
+
+
+def workers_key(environment_id: str) -> str:
+    return f"{PREFIX}workers:{environment_id}"
+
+
+#: An agent counts as a worker of its group for this long after its last claim or heartbeat.
+WORKER_SEEN_SECONDS = 60.0
 
 
 def score(priority: int, ctime: float) -> float:
@@ -151,3 +160,15 @@ class ExecutionQueues:
 
     async def length(self, environment_id: str) -> int:
         return int(await self.redis.zcard(queue_key(environment_id)))
+
+    async def seen(self, environment_id: str, worker: dict | None) -> None:
+        """Note that an agent of ``environment_id`` claimed or heartbeated just now."""
+        worker = worker or {}
+        name = str(worker.get("id") or worker.get("name") or "agent")
+        await self.redis.zadd(workers_key(environment_id), {name: time.time()})
+
+    async def workers(self, environment_id: str, within: float = WORKER_SEEN_SECONDS) -> int:
+        """How many distinct agents were seen in the last ``within`` seconds (older ones go)."""
+        key = workers_key(environment_id)
+        await self.redis.zremrangebyscore(key, "-inf", time.time() - within)
+        return int(await self.redis.zcard(key))

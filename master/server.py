@@ -16,6 +16,7 @@ from jupyter_valohai.stores import open_store
 from .api.routes import build_routes
 from .config import MasterConfig
 from .context import Context
+from .feed import ExecutionFeed
 from .logs import LogService
 from .queue import ExecutionQueues, Notifier
 from .scheduler import Scheduler
@@ -126,5 +127,6 @@ async def create_master(config: MasterConfig) -> Master:
         queues=ExecutionQueues(redis, notifier),
         logs=LogService(redis, notifier, artifacts, config.max_log_events),
         artifacts=artifacts,
+        feed=ExecutionFeed(redis, notifier),
     )
     return Master(ctx)

@@ -9,7 +9,7 @@ from typing import Any
 from tornado.web import RequestHandler
 
 from .. import __doc__ as master_doc
-from . import agent, data, executions, projects, users
+from . import agent, data, executions, feed, projects, users
 from .base import BaseHandler, NotFoundHandler
 
 
@@ -50,6 +50,13 @@ ROUTES: list[Route] = [
         post="Upload a code tarball as an ad-hoc commit (multipart field `data`)",
     ),
     R(f"{V0}/projects/{{id}}/commits/", projects.CommitsHandler, get="List a project's commits"),
+    R(
+        f"{V0}/projects/{{id}}/executions/stream/",
+        feed.ProjectExecutionStreamHandler,
+        get="The project's executions pushed as server-sent events (`event: execution`) on each "
+        "change of status or cells: the current page first (?limit=), then the changes; "
+        "Last-Event-ID / ?after= resume",
+    ),
     R(f"{V0}/commits/", projects.CommitsHandler, get="List commits (?project=&adhoc=)"),
     R(f"{V0}/commits/{{identifier}}/", projects.CommitHandler, get="Describe a commit (?project=)"),
     R(f"{V0}/environments/", data.EnvironmentsHandler, get="List environments"),

@@ -63,6 +63,7 @@ class AgentService:
     async def claim(self, env: Doc, worker: dict[str, Any], wait: float) -> dict[str, Any] | None:
         """Return the spec of the next execution of ``env``, waiting up to ``wait`` seconds."""
         wait = min(max(wait, 0.0), self.ctx.config.max_claim_wait)
+        await self.ctx.queues.seen(env["_id"], worker)
         deadline = time.monotonic() + wait
         topic = f"queue:{env['_id']}"
         while True:
@@ -107,6 +108,7 @@ class AgentService:
             await self.ctx.logs.status(
                 execution_id, f"Execution started on {name} (attempt {doc['attempt']})"
             )
+            await self.ctx.feed.changed(doc["project"], execution_id)
             return doc
 
     async def spec(self, doc: Doc) -> dict[str, Any]:
@@ -185,6 +187,7 @@ class AgentService:
 
     async def heartbeat(self, env: Doc, execution_id: str, attempt: int) -> dict[str, Any]:
         doc = await self.renew(env, execution_id, attempt)
+        await self.ctx.queues.seen(env["_id"], doc.get("worker"))
         return {"stop": doc["status"] == STOPPING, "lease_seconds": self.ctx.config.lease_seconds}
 
     async def events(
@@ -221,10 +224,13 @@ class AgentService:
                 {"execution": execution_id, "attempt": attempt, "time": at, "data": item["data"]}
             )
             posted.append({"time": str(item.get("time") or isoformat(at)), "data": item["data"]})
-        doc = await self.renew(env, execution_id, attempt, cell_sets(progress))
+        cells = cell_sets(progress)
+        doc = await self.renew(env, execution_id, attempt, cells)
         await self.ctx.logs.append(execution_id, with_metadata(clean, posted))
         if entries:
             await self.ctx.store.metadata.insert_many(entries)
+        if cells:  # the execution's cells changed: its project's list shows them
+            await self.ctx.feed.changed(doc["project"], execution_id)
         return {"stop": doc["status"] == STOPPING}
 
     async def final_status(

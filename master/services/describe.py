@@ -78,6 +78,7 @@ class Describer:
             "notebook": doc.get("notebook"),
             "command": "\n".join(doc.get("commands", [])),
             "environment_variables": doc.get("environment_variables", {}),
+            "runtime_config": doc.get("runtime_config") or {},
             "priority": doc.get("priority", 0),
             "time_limit": doc.get("time_limit", 0),
             "ctime": isoformat(as_dt(doc["ctime"])),

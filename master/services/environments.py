@@ -88,9 +88,13 @@ class EnvironmentService:
         return env  # type: ignore[no-any-return]
 
     async def list(self, include_counts: bool = False) -> list[dict[str, Any]]:
+        """Environments by name, each with ``queue_depth`` (executions waiting in its Redis
+        queue) and ``workers`` (agents that claimed or heartbeated in the last minute)."""
         results = []
         async for env in self.ctx.store.environments.find({}).sort("name", 1):
             item = self.describe(env)
+            item["queue_depth"] = await self.ctx.queues.length(env["_id"])
+            item["workers"] = await self.ctx.queues.workers(env["_id"])
             if include_counts:
                 item["unfinished_job_count"] = await self.ctx.store.executions.count_documents(
                     {"environment": env["_id"], "status": {"$in": [QUEUED, STARTED, STOPPING]}}

@@ -132,6 +132,7 @@ class ExecutionService:
         await self.ctx.logs.status(doc["_id"], "Execution created")
         await self.ctx.logs.status(doc["_id"], f"Execution queued in {environment['name']}")
         await self.lifecycle.enqueue(doc)
+        await self.ctx.feed.changed(project["_id"], doc["_id"])
         return doc
 
     async def _check_datums(self, inputs: dict[str, list[str]]) -> None:

@@ -1,4 +1,5 @@
-"""Status changes of executions: every one is a compare-and-set, logged as a status event.
+"""Status changes of executions: every one is a compare-and-set, logged as a status event and
+announced on the project's feed (:mod:`master.feed`).
 
 Terminal statuses also move the execution's log events from Redis to the artifact store.
 """
@@ -57,6 +58,7 @@ class Lifecycle:
         if doc is None:
             return None
         await self.ctx.logs.status(execution_id, message)
+        await self.ctx.feed.changed(doc["project"], execution_id)
         if to_status in TERMINAL_STATUSES:
             await self.finish(doc)
         return doc
