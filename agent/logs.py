@@ -95,8 +95,11 @@ class LogShipper:
         on_stop: Callable[[], None] | None = None,
         on_stale: Callable[[], None] | None = None,
         progress_nonce: str | None = None,
+        retry_for: float = 60.0,
     ) -> None:
         self._send = send
+        self.retry_for = retry_for
+        self.lost = 0  # lines given up on; the next batch that gets through says how many
         self.progress_prefix = marker(progress_nonce) if progress_nonce else None
         self.flush_interval = flush_interval
         self.batch_bytes = batch_bytes
@@ -142,6 +145,30 @@ class LogShipper:
             self._queue.put(_CLOSE)
             self._thread.join(timeout)
 
+    def _send_retrying(self, events: list[Json], metadata: list[Json]) -> Json | None:
+        """Send one batch, retrying for ``retry_for`` seconds while the master is away (a master
+        restart must not cost lines); new lines queue meanwhile. Lines given up on are counted
+        and reported as a gap by the next batch that gets through, never dropped silently."""
+        give_up = time.monotonic() + self.retry_for
+        delay = 0.2
+        while True:
+            try:
+                return self._send(events, metadata)
+            except StaleAttempt:
+                self.stale = True
+                if self.on_stale:
+                    self.on_stale()
+                return None
+            except Exception as exc:  # keep the execution running whatever happens here
+                if time.monotonic() + delay > give_up:
+                    lines = sum(1 for e in events if e["stream"] in ("stdout", "stderr"))
+                    self.lost += lines
+                    log.warning("Could not send %d log lines: %s", lines, exc)
+                    return None
+                log.info("Master unreachable (%s); retrying a log batch in %.1f s", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
     # --- the sender thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -181,15 +208,12 @@ class LogShipper:
                 data = parse_metadata(message)
                 if data is not None:
                     metadata.append({"time": at, "data": data})
-        try:
-            answer = self._send(events, metadata)
-        except StaleAttempt:
-            self.stale = True
-            if self.on_stale:
-                self.on_stale()
+        if self.lost:
+            gap = f"{self.lost} log lines were lost while the master could not be reached"
+            events.insert(0, {"stream": "status", "message": gap, "time": isoformat(utcnow())})
+        answer = self._send_retrying(events, metadata)
+        if answer is None:
             return
-        except Exception as exc:  # keep the execution running; the lines are lost, say so
-            log.warning("Could not send %d log lines: %s", len(events), exc)
-            return
+        self.lost = 0
         if answer.get("stop") and self.on_stop:
             self.on_stop()

@@ -103,3 +103,46 @@ def test_long_lines_are_split_and_pumped_intact(peer) -> None:
     assert "".join(messages[1:]) == long_line + "tail"
     assert all(len(m.encode()) <= LINE_CAP + 4 for m in messages)
     assert len(messages) >= 4
+
+
+def _failing_first(n: int):
+    """An events route that answers 503 to the first ``n`` posts, then 200."""
+    count = {"n": 0}
+
+    def answer(req):
+        count["n"] += 1
+        if count["n"] <= n:
+            return 503, b'{"code": "unavailable", "message": "restarting"}', "application/json"
+        return 200, b"{}", "application/json"
+
+    return answer
+
+
+def test_a_batch_waits_out_a_master_restart(peer) -> None:
+    peer.route("POST", EVENTS, _failing_first(4))
+    client = AgentClient(peer.url, "tok", retries=0)
+    shipper = LogShipper(lambda ev, md: client.events("e-1", 3, ev, md), retry_for=30).start()
+    for i in range(5):
+        shipper.write("stdout", f"line {i}\n")
+    shipper.close()
+    delivered = [e["message"] for r in peer.posts(EVENTS)[4:] for e in r.json()["events"]]
+    assert delivered == [f"line {i}\n" for i in range(5)]  # none lost, order kept
+
+
+def test_lines_given_up_on_show_as_a_gap(peer) -> None:
+    peer.route("POST", EVENTS, _failing_first(1000))
+    client = AgentClient(peer.url, "tok", retries=0)
+    shipper = LogShipper(lambda ev, md: client.events("e-1", 3, ev, md), retry_for=0.3).start()
+    shipper.write("stdout", "a\n")
+    shipper.write("stderr", "b\n")
+    deadline = time.monotonic() + 10
+    while not shipper.lost and time.monotonic() < deadline:  # until it gives up on the batch
+        time.sleep(0.05)
+    peer.json_route("POST", EVENTS, {})
+    shipper.write("stdout", "c\n")
+    shipper.close()
+    last = peer.posts(EVENTS)[-1].json()["events"]
+    assert last[0]["stream"] == "status"
+    assert last[0]["message"].startswith("2 log lines were lost")
+    assert last[-1]["message"] == "c\n"
+    assert shipper.lost == 0
