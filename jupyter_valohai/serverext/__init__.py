@@ -8,7 +8,7 @@ Routes (JSON unless said; errors are ``{"code", "message", "hint"}`` with a 4xx/
 503 with code ``starting`` while the embedded default starts):
 
 - ``GET connection``: ``{state: starting|ready|failed|stopped, url, source, embedded,
-  default_project, environment, image, error?}`` (never the token);
+  default_project, environment, image, user: {username} | null, error?}`` (never the token);
 - ``GET projects`` -> ``{results: [project]}``; ``POST projects {name}`` -> 201 project;
 - ``GET environments`` -> ``{results: [environment]}``;
 - ``GET executions?project=&status=&limit=`` -> ``{results: [execution]}`` (newest first);
@@ -20,6 +20,10 @@ Routes (JSON unless said; errors are ``{"code", "message", "hint"}`` with a 4xx/
 - ``GET executions/{id}/events`` (``?after=`` or ``Last-Event-ID``): ``text/event-stream`` of
   ``log``, ``progress``, ``metadata`` events, then ``end`` (``{status}``), or ``error``;
 - ``GET executions/{id}/outputs`` -> ``{results: [datum]}``;
+- ``POST executions/{id}/outputs/{datum_id}/fetch`` -> ``{path}``: the output saved under the
+  root dir at ``valohai-outputs/<project>/<counter>/<name>`` (:mod:`.outputs`);
+- ``GET projects/{id}/executions/events`` (``?limit=``, ``Last-Event-ID``): ``text/event-stream``
+  of ``execution`` events (the execution's JSON): the current page, then every change;
 - ``GET notebook-parameters?path=`` -> ``{path, parameters: [{name, type, default}], inputs}``.
 """
 
@@ -30,7 +34,7 @@ import os
 from jupyter_server.extension.application import ExtensionApp
 
 from .config import Valohai
-from .events import EventsHandler
+from .events import EventsHandler, ProjectEventsHandler
 from .handlers import (
     ConnectionHandler,
     EnvironmentsHandler,
@@ -42,6 +46,7 @@ from .handlers import (
     StopHandler,
 )
 from .link import MasterLink
+from .outputs import FetchOutputHandler
 
 _REF = r"(?P<ref>[^/]+)"
 
@@ -55,6 +60,8 @@ ROUTES = [
     (rf"valohai/executions/{_REF}/stop", StopHandler),
     (rf"valohai/executions/{_REF}/events", EventsHandler),
     (rf"valohai/executions/{_REF}/outputs", OutputsHandler),
+    (rf"valohai/executions/{_REF}/outputs/(?P<datum_id>[^/]+)/fetch", FetchOutputHandler),
+    (rf"valohai/projects/{_REF}/executions/events", ProjectEventsHandler),
     (r"valohai/notebook-parameters", NotebookParametersHandler),
 ]
 

@@ -22,7 +22,7 @@ from tornado import web
 from ..client import AsyncClient
 from ..errors import InvalidInput, NotConfigured, NotFound, PermissionDenied, ValohaiError
 from ..notebook import notebook_inputs, notebook_parameters, read_notebook
-from ..submit import RunRequest, asubmit
+from ..submit import RunRequest, asubmit_prepared, prepare_run
 from .link import MasterLink
 
 RUN_FIELDS = {f.name for f in fields(RunRequest)}
@@ -73,6 +73,11 @@ class ValohaiHandler(APIHandler):
             )
         return full
 
+    def api_path(self, full: str) -> str:
+        """The path of ``full`` (a real path inside the root dir) relative to the root dir."""
+        root = os.path.realpath(self.settings["server_root_dir"])
+        return os.path.relpath(full, root).replace(os.sep, "/")
+
     # -- errors ------------------------------------------------------------------------------
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -111,12 +116,22 @@ class ValohaiHandler(APIHandler):
 
 
 class ConnectionHandler(ValohaiHandler):
-    """``GET valohai/connection``: where the master is and whether it is ready (no token)."""
+    """``GET valohai/connection``: where the master is, whether it is ready, and who we are
+    there (``user: {username}`` from the master's ``users/me``; null if it does not say)."""
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.write_json(self.link.describe())
+        body = self.link.describe()
+        if self.link.state == "ready":
+            try:
+                me = await self.client().me()
+            except ValohaiError as exc:  # the panel learns of it from the calls that need it
+                self.log.info("valohai: who am I on the master? %s", exc.message)
+                me = None
+            username = me.get("username") if isinstance(me, dict) else None
+            body["user"] = {"username": username} if username else None
+        self.write_json(body)
 
 
 class ProjectsHandler(ValohaiHandler):
@@ -169,9 +184,18 @@ class ExecutionsHandler(ValohaiHandler):
         config = self.link.config
         if not body.get("project") and config.default_project:
             await client.ensure_project(config.default_project)  # created on first use
-        execution = await asubmit(
-            client, req, default_image=config.image or None, max_bytes=config.max_snapshot_bytes
+        prepared = await asyncio.to_thread(
+            prepare_run,
+            req,
+            default_image=config.image or None,
+            max_bytes=config.max_snapshot_bytes,
         )
+        if req.path:  # which notebook (or file) this was, for "re-run with changes"
+            prepared.body["runtime_config"] = {
+                **(prepared.body.get("runtime_config") or {}),
+                "jupyter_path": self.api_path(req.path),
+            }
+        execution = await asubmit_prepared(client, prepared, req.project)
         location = url_path_join(self.base_url, "valohai/executions", str(execution["id"]))
         self.set_header("Location", location)
         self.write_json(execution, 201)
