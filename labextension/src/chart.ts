@@ -1,38 +1,49 @@
-/** The geometry of a small line chart of one metric (pure; drawn as SVG by MetricsChart). */
+/**
+ * The data of a metric's line chart, shaped for uPlot (pure: the drawing is uPlot's, in
+ * MetricChart).
+ */
 
-export interface IChartGeometry {
-  /** The SVG path `d` of the line. */
-  path: string;
-  /** Each point in pixels, for the dots. */
-  dots: { cx: number; cy: number }[];
+/** uPlot's aligned data of one series: x values ascending, and the y value at each. */
+export type ChartData = [number[], number[]];
+
+export interface IChartSummary {
   min: number;
   max: number;
+  /** The value reported last (not the one at the largest x). */
   last: number | null;
+  count: number;
 }
 
-/** Scale points into a width x height box with `pad` pixels of margin. */
-export function chartGeometry(
-  points: { x: number; y: number }[],
-  width: number,
-  height: number,
-  pad = 4
-): IChartGeometry {
-  if (!points.length) {
-    return { path: '', dots: [], min: 0, max: 0, last: null };
+/**
+ * Points as uPlot wants them: sorted by x (a stable sort, so points at the same x keep the
+ * order they came in), non-finite values left out.
+ */
+export function chartData(points: { x: number; y: number }[]): ChartData {
+  const kept = points
+    .map((point, order) => ({ ...point, order }))
+    .filter(p => Number.isFinite(p.x) && Number.isFinite(p.y))
+    .sort((a, b) => a.x - b.x || a.order - b.order);
+  return [kept.map(p => p.x), kept.map(p => p.y)];
+}
+
+/** What the caption says: last value, min and max, number of points. */
+export function chartSummary(
+  points: { x: number; y: number }[]
+): IChartSummary {
+  const ys = points.map(p => p.y).filter(Number.isFinite);
+  if (!ys.length) {
+    return { min: 0, max: 0, last: null, count: 0 };
   }
-  const xs = points.map(p => p.x);
-  const ys = points.map(p => p.y);
-  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-  const sx = (x: number): number =>
-    x1 === x0 ? width / 2 : pad + ((x - x0) / (x1 - x0)) * (width - 2 * pad);
-  const sy = (y: number): number =>
-    y1 === y0
-      ? height / 2
-      : height - pad - ((y - y0) / (y1 - y0)) * (height - 2 * pad);
-  const dots = points.map(p => ({ cx: round(sx(p.x)), cy: round(sy(p.y)) }));
-  const path = dots.map((d, i) => `${i ? 'L' : 'M'}${d.cx},${d.cy}`).join(' ');
-  return { path, dots, min: y0, max: y1, last: ys[ys.length - 1] };
+  return {
+    min: Math.min(...ys),
+    max: Math.max(...ys),
+    last: ys[ys.length - 1],
+    count: ys.length
+  };
 }
 
-const round = (value: number): number => Math.round(value * 10) / 10;
+/** A number as the caption shows it: integers whole, others to 4 significant digits. */
+export const formatNumber = (value: number): string =>
+  Number.isInteger(value)
+    ? String(value)
+    : value.toPrecision(4).replace(/\.?0+$/, '');

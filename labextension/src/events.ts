@@ -1,6 +1,13 @@
-/** Live events of one execution, pushed by the server (`GET valohai/executions/{id}/events`). */
-import { eventsUrl } from './handler';
-import { decodeStreamEvent, StreamEvent } from './state';
+/**
+ * Pushed events: one execution's (`GET valohai/executions/{id}/events`, for the detail view) and
+ * a project's executions (`GET valohai/projects/{id}/executions/events`, for the list).
+ */
+import { eventsUrl, projectEventsUrl } from './handler';
+import { decodeExecution, decodeStreamEvent, StreamEvent } from './state';
+import { IDescribeExecution } from './types';
+
+/** After the project's stream failed, open it again this long after. */
+export const PROJECT_RETRY_MS = 5000;
 
 const KINDS = ['log', 'progress', 'metadata', 'end', 'error'];
 
@@ -48,4 +55,73 @@ export function subscribe(
     });
   }
   return close;
+}
+
+/**
+ * Open ONE EventSource on a project's executions: `onExecution` gets the current page (oldest
+ * first) and then every execution whose status or cells change, wherever it was started.
+ * `onState` says whether the list is live (false with a message while the stream is down; it
+ * is opened again after `retryMs`, resuming after the last event seen). Returns the function
+ * that closes it.
+ */
+export function subscribeProject(
+  projectId: string,
+  onExecution: (execution: IDescribeExecution) => void,
+  onState: (live: boolean, message?: string) => void,
+  retryMs = PROJECT_RETRY_MS
+): () => void {
+  let source: EventSource | null = null;
+  let timer: number | null = null;
+  let closed = false;
+  let last: string | null = null;
+
+  const reopenLater = (message: string): void => {
+    source?.close();
+    source = null;
+    if (closed) {
+      return;
+    }
+    onState(false, message);
+    timer = window.setTimeout(() => {
+      timer = null;
+      open();
+    }, retryMs);
+  };
+
+  const open = (): void => {
+    const current = new EventSource(projectEventsUrl(projectId, last));
+    source = current;
+    current.addEventListener('open', () => onState(true));
+    current.addEventListener('execution', (message: Event) => {
+      const { data, lastEventId } = message as MessageEvent<string>;
+      if (lastEventId) {
+        last = lastEventId;
+      }
+      const execution = decodeExecution(data);
+      if (execution && !closed) {
+        onExecution(execution);
+      }
+    });
+    current.addEventListener('error', (message: Event) => {
+      const { data } = message as MessageEvent<unknown>;
+      if (typeof data === 'string') {
+        const event = decodeStreamEvent('error', data);
+        reopenLater(
+          event.kind === 'error' ? event.message : 'The live list failed.'
+        );
+      } else if (current.readyState === EventSource.CLOSED) {
+        reopenLater('The live list was refused.');
+      }
+      // else: the browser reconnects by itself (sending Last-Event-ID)
+    });
+  };
+
+  open();
+  return () => {
+    closed = true;
+    if (timer !== null) {
+      window.clearTimeout(timer);
+    }
+    source?.close();
+  };
 }

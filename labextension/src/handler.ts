@@ -83,3 +83,21 @@ export function eventsUrl(executionId: string, after?: string | null): string {
   }
   return apiUrl(`executions/${encodeURIComponent(executionId)}/events`, query);
 }
+
+/** The URL of a project's pushed executions (`event: execution` on each change). */
+export function projectEventsUrl(
+  projectId: string,
+  after?: string | null
+): string {
+  const server = settings();
+  const query: Record<string, string | undefined> = {
+    after: after ?? undefined
+  };
+  if (server.appendToken && server.token) {
+    query.token = server.token;
+  }
+  return apiUrl(
+    `projects/${encodeURIComponent(projectId)}/executions/events`,
+    query
+  );
+}

@@ -20,11 +20,18 @@ export function sortExecutions(
   );
 }
 
-/** Insert or replace an execution (by id), keeping the order newest first. */
+/**
+ * Insert or replace an execution (by id), keeping the order newest first. A finished execution
+ * never goes back to an unfinished status (an answer read before it ended, arriving late).
+ */
 export function upsertExecution(
   list: IDescribeExecution[],
   execution: IDescribeExecution
 ): IDescribeExecution[] {
+  const known = list.find(item => item.id === execution.id);
+  if (known && isTerminal(known.status) && !isTerminal(execution.status)) {
+    return list;
+  }
   const others = list.filter(item => item.id !== execution.id);
   return sortExecutions([...others, execution]);
 }
@@ -42,28 +49,43 @@ export function setStatus(
 }
 
 /**
- * Which executions get a live event stream: the unfinished ones, newest first, at most `limit`
- * (browsers allow few connections per host), always including the one shown in detail.
+ * Decode one `execution` event of the project's stream (`valohai/projects/{id}/executions/
+ * events`): the execution's JSON, or null if it is not one.
  */
-export function liveIds(
-  list: IDescribeExecution[],
-  limit: number,
-  selected?: string | null
-): string[] {
-  const ids = sortExecutions(list)
-    .filter(item => !isTerminal(item.status))
-    .map(item => item.id);
+export function decodeExecution(data: string): IDescribeExecution | null {
+  const parsed = parseJSON(data);
   if (
-    selected &&
-    !ids.includes(selected) &&
-    list.some(item => item.id === selected)
+    !isObject(parsed) ||
+    typeof parsed.id !== 'string' ||
+    typeof parsed.status !== 'string'
   ) {
-    ids.unshift(selected);
-  } else if (selected && ids.includes(selected)) {
-    ids.splice(ids.indexOf(selected), 1);
-    ids.unshift(selected);
+    return null;
   }
-  return ids.slice(0, Math.max(limit, 0));
+  return parsed as unknown as IDescribeExecution;
+}
+
+/** The list's note of a running notebook: "cell 3" (its position among code cells), or null. */
+export function runningCell(execution: IDescribeExecution): string | null {
+  if (
+    isTerminal(execution.status) ||
+    execution.current_cell === null ||
+    execution.current_cell === undefined
+  ) {
+    return null;
+  }
+  const cell = (execution.cells ?? []).find(
+    item => item.index === execution.current_cell
+  );
+  return cell ? `cell ${cell.position ?? cell.index + 1}` : null;
+}
+
+/**
+ * The notebook to re-run an execution with: the path the server extension recorded (relative
+ * to Lab's root), else null (submitted some other way: the caller keeps its own notebook).
+ */
+export function rerunPath(execution: IDescribeExecution): string | null {
+  const path = execution.runtime_config?.jupyter_path;
+  return typeof path === 'string' && path ? path : null;
 }
 
 /** One message of the SSE route, decoded. */

@@ -97,6 +97,8 @@ export interface IDescribeExecution {
   cells?: ICellState[];
   current_cell?: number | null;
   creator?: { username?: string };
+  /** Set by the server extension: `jupyter_path` is the file it ran, relative to Lab's root. */
+  runtime_config?: { jupyter_path?: string } & Record<string, unknown>;
 }
 
 /** `POST valohai/executions`: a RunRequest; `path` is relative to the Jupyter root dir. */

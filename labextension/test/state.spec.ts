@@ -1,13 +1,15 @@
 import {
   addMetrics,
   cellProgress,
+  decodeExecution,
   decodeStreamEvent,
   emptyLive,
   formatDuration,
   formatSize,
-  liveIds,
   MAX_LOG_LINES,
   reduceLive,
+  rerunPath,
+  runningCell,
   setStatus,
   sortExecutions,
   StreamEvent,
@@ -49,20 +51,52 @@ describe('executions list', () => {
     expect(setStatus(list, 'zzz', 'complete')).toBe(list);
   });
 
-  it('streams the unfinished ones, newest first, the selected one always, within a limit', () => {
-    const list = [
-      exe('a', 1, 'complete'),
-      exe('b', 2, 'started'),
-      exe('c', 3, 'queued'),
-      exe('d', 4, 'stopping'),
-      exe('e', 5, 'error')
-    ];
-    expect(liveIds(list, 5)).toEqual(['d', 'c', 'b']);
-    expect(liveIds(list, 2)).toEqual(['d', 'c']);
-    expect(liveIds(list, 2, 'b')).toEqual(['b', 'd']);
-    expect(liveIds(list, 2, 'a')).toEqual(['a', 'd']);
-    expect(liveIds(list, 2, 'missing')).toEqual(['d', 'c']);
-    expect(liveIds(list, 0)).toEqual([]);
+  it('never takes a finished execution back to an unfinished status', () => {
+    const list = [exe('a', 1, 'complete')];
+    expect(upsertExecution(list, exe('a', 1, 'started'))[0].status).toBe(
+      'complete'
+    );
+    expect(upsertExecution(list, exe('a', 1, 'error'))[0].status).toBe('error');
+  });
+});
+
+describe('the pushed list', () => {
+  it('decodes execution events, refusing what is not one', () => {
+    const data = JSON.stringify({ id: 'e-1', counter: 4, status: 'started' });
+    expect(decodeExecution(data)).toEqual({
+      id: 'e-1',
+      counter: 4,
+      status: 'started'
+    });
+    expect(decodeExecution('not json')).toBeNull();
+    expect(decodeExecution('[1]')).toBeNull();
+    expect(decodeExecution(JSON.stringify({ id: 'e-1' }))).toBeNull();
+  });
+
+  it('names the running cell of an unfinished notebook run', () => {
+    const running: IDescribeExecution = {
+      ...exe('a', 1, 'started'),
+      current_cell: 4,
+      cells: [
+        { index: 2, position: 1, source: 'x = 1', state: 'ok' },
+        { index: 4, position: 2, source: 'train()', state: 'running' }
+      ]
+    };
+    expect(runningCell(running)).toBe('cell 2');
+    expect(runningCell({ ...running, status: 'stopped' })).toBeNull();
+    expect(runningCell({ ...running, current_cell: null })).toBeNull();
+    expect(runningCell(exe('b', 2, 'started'))).toBeNull();
+  });
+
+  it('re-runs the notebook the extension recorded, when it did', () => {
+    expect(
+      rerunPath({
+        ...exe('a', 1),
+        runtime_config: { jupyter_path: 'work/train.ipynb' }
+      })
+    ).toBe('work/train.ipynb');
+    expect(rerunPath({ ...exe('a', 1), runtime_config: {} })).toBeNull();
+    expect(rerunPath(exe('a', 1))).toBeNull();
   });
 });
 

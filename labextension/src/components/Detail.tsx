@@ -1,62 +1,16 @@
 /** One execution: live logs, metrics, parameters, outputs, Stop, re-run with changes. */
 import React, { useEffect, useLayoutEffect, useRef } from 'react';
 
-import { chartGeometry } from '../chart';
 import {
   cellProgress,
   formatDuration,
   formatSize,
   ILiveState,
-  ISeries,
   isTerminal
 } from '../state';
 import { IDatum, IDescribeExecution } from '../types';
 import { StatusBadge } from './Executions';
-
-const CHART_WIDTH = 240;
-const CHART_HEIGHT = 60;
-
-function MetricChart(props: { series: ISeries }): JSX.Element {
-  const g = chartGeometry(props.series.points, CHART_WIDTH, CHART_HEIGHT);
-  return (
-    <figure className="jp-Valohai-chart" data-metric={props.series.name}>
-      <figcaption>
-        <span className="jp-Valohai-metricName">{props.series.name}</span>{' '}
-        <span className="jp-Valohai-metricValue">
-          {g.last !== null ? formatNumber(g.last) : ''}
-        </span>
-        <span className="jp-Valohai-metricRange">
-          {' '}
-          (min {formatNumber(g.min)}, max {formatNumber(g.max)})
-        </span>
-      </figcaption>
-      <svg
-        width={CHART_WIDTH}
-        height={CHART_HEIGHT}
-        viewBox={`0 0 ${CHART_WIDTH} ${CHART_HEIGHT}`}
-        role="img"
-        aria-label={`${props.series.name} over ${props.series.points.length} points`}
-      >
-        <path d={g.path} className="jp-Valohai-chartLine" fill="none" />
-        {g.dots.length <= 50 &&
-          g.dots.map((d, i) => (
-            <circle
-              key={i}
-              cx={d.cx}
-              cy={d.cy}
-              r={2}
-              className="jp-Valohai-chartDot"
-            />
-          ))}
-      </svg>
-    </figure>
-  );
-}
-
-const formatNumber = (value: number): string =>
-  Number.isInteger(value)
-    ? String(value)
-    : value.toPrecision(4).replace(/\.?0+$/, '');
+import { MetricChart } from './MetricChart';
 
 function Logs(props: { live: ILiveState | undefined }): JSX.Element {
   const ref = useRef<HTMLPreElement>(null);

@@ -1,7 +1,7 @@
-/** The project's executions, newest first, with their live status. */
+/** The project's executions, newest first, with their live status (pushed for the project). */
 import React from 'react';
 
-import { cellProgress, formatDuration, ILiveState, isTerminal } from '../state';
+import { formatDuration, runningCell } from '../state';
 import { IDescribeExecution } from '../types';
 
 export function StatusBadge(props: { status: string }): JSX.Element {
@@ -17,9 +17,10 @@ export function StatusBadge(props: { status: string }): JSX.Element {
 
 export function ExecutionList(props: {
   executions: IDescribeExecution[];
-  live: Record<string, ILiveState>;
   selected: string | null;
   loading: boolean;
+  /** Why the list is not live just now ('' when it is). */
+  problem?: string;
   onSelect: (id: string) => void;
   onRefresh: () => void;
 }): JSX.Element {
@@ -35,6 +36,11 @@ export function ExecutionList(props: {
           {props.loading ? 'Loading…' : 'Reload'}
         </button>
       </h3>
+      {props.problem && (
+        <div className="jp-Valohai-note jp-Valohai-listProblem" role="status">
+          {props.problem} Retrying…
+        </div>
+      )}
       {!props.executions.length && !props.loading && (
         <div className="jp-Valohai-note">
           No executions in this project yet.
@@ -42,9 +48,7 @@ export function ExecutionList(props: {
       )}
       <ul className="jp-Valohai-list" aria-label="Executions">
         {props.executions.map(execution => {
-          const live = props.live[execution.id];
-          const cells =
-            live && !isTerminal(execution.status) ? cellProgress(live) : null;
+          const cells = runningCell(execution);
           return (
             <li
               key={execution.id}
@@ -61,9 +65,7 @@ export function ExecutionList(props: {
                   {execution.title || execution.step}
                 </span>
                 <StatusBadge status={execution.status} />
-                {cells && (
-                  <span className="jp-Valohai-cells">cells {cells}</span>
-                )}
+                {cells && <span className="jp-Valohai-cells">{cells}</span>}
                 <span className="jp-Valohai-duration">
                   {formatDuration(execution.duration)}
                 </span>

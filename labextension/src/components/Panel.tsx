@@ -1,7 +1,5 @@
 /** The sidebar panel: ties the server's answers, the live streams and the sections together. */
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
 import React, { useCallback, useEffect, useRef, useState } from 'react';
 
 import { connectionSummary, IConnectionSummary, pickProject } from '../answers';
@@ -18,28 +16,19 @@ import {
   validate
 } from '../form';
 import { PanelModel } from '../model';
+import { rerunPath, setStatus, StreamEvent, upsertExecution } from '../state';
 import {
-  isTerminal,
-  liveIds,
-  setStatus,
-  StreamEvent,
-  upsertExecution,
-  sortExecutions
-} from '../state';
-import {
-  IDatum,
   IDescribeEnvironment,
   IDescribeExecution,
   IDescribeProject
 } from '../types';
 import { ExecutionDetail } from './Detail';
 import { ExecutionList } from './Executions';
-import { useLiveStreams, useSignal } from './hooks';
+import { useLiveStreams, useProjectExecutions, useSignal } from './hooks';
+import { useOutputs } from './outputs';
 import { RunForm } from './RunForm';
 import { ConnectionBar, EnvironmentPicker, ProjectPicker } from './Setup';
 
-/** Event streams open at once for the list (browsers allow ~6 connections per host). */
-const LIVE_LIMIT = 3;
 /** While the embedded master starts: look again every 2 s, for up to 2 min. */
 const STARTUP_CHECK_MS = 2000;
 const STARTUP_CHECKS = 60;
@@ -100,9 +89,8 @@ export function Panel(props: {
 
   const [executions, setExecutions] = useState<IDescribeExecution[]>([]);
   const [loadingList, setLoadingList] = useState(false);
+  const [listProblem, setListProblem] = useState('');
   const [selected, setSelected] = useState<string | null>(null);
-  const [outputs, setOutputs] = useState<IDatum[] | null>(null);
-  const [outputsError, setOutputsError] = useState('');
 
   const fail = (e: unknown): void => setError(errorMessage(e));
 
@@ -219,6 +207,8 @@ export function Panel(props: {
   // --- the notebook's form ---------------------------------------------------------------------
 
   const specRef = useRef<IFormSpec | null>(null);
+  /** An execution to prefill the form from once its notebook's form is loaded (re-run). */
+  const prefillRef = useRef<IDescribeExecution | null>(null);
   const valuesRef = useRef(values);
   valuesRef.current = values;
 
@@ -233,13 +223,19 @@ export function Panel(props: {
       try {
         const next = formSpec(await api.notebookParameters(path));
         const previous = specRef.current;
-        setValues(
-          keepValues && previous
-            ? carryOver(previous, next, valuesRef.current)
-            : initialValues(next)
-        );
-        if (!keepValues) {
-          setPrefilledFrom('');
+        const prefill = prefillRef.current;
+        prefillRef.current = null;
+        if (prefill && !keepValues) {
+          setValues(initialValues(next, prefillFrom(next, prefill)));
+        } else {
+          setValues(
+            keepValues && previous
+              ? carryOver(previous, next, valuesRef.current)
+              : initialValues(next)
+          );
+          if (!keepValues) {
+            setPrefilledFrom('');
+          }
         }
         specRef.current = next;
         setSpec(next);
@@ -320,15 +316,23 @@ export function Panel(props: {
 
   // --- executions and their live state ---------------------------------------------------------
 
+  // The list: the project's stream pushes the current page, then every change (one stream);
+  // a reload reads the page again and merges it.
+  const listProject = connection?.ok ? projectId : null;
+  const listProjectRef = useRef(listProject);
+  listProjectRef.current = listProject;
+
   const loadExecutions = useCallback(
     async (project: string | null): Promise<void> => {
       if (!project) {
-        setExecutions([]);
         return;
       }
       setLoadingList(true);
       try {
-        setExecutions(sortExecutions(await api.executions(project)));
+        const page = await api.executions(project);
+        if (listProjectRef.current === project) {
+          setExecutions(list => page.reduce(upsertExecution, list));
+        }
       } catch (e) {
         fail(e);
       } finally {
@@ -339,11 +343,21 @@ export function Panel(props: {
   );
 
   useEffect(() => {
-    void loadExecutions(connection?.ok ? projectId : null);
-  }, [projectId, connection?.ok, loadExecutions]);
+    setExecutions([]);
+    setListProblem('');
+    void loadExecutions(listProject);
+  }, [listProject, loadExecutions]);
 
-  const executionsRef = useRef(executions);
-  executionsRef.current = executions;
+  useProjectExecutions(
+    listProject,
+    pushed => {
+      if (pushed.project?.id && pushed.project.id !== listProjectRef.current) {
+        return;
+      }
+      setExecutions(list => upsertExecution(list, pushed));
+    },
+    (isLive, message) => setListProblem(isLive ? '' : (message ?? ''))
+  );
 
   const refreshExecution = (id: string): void => {
     api
@@ -358,37 +372,15 @@ export function Panel(props: {
     if (event.kind === 'end') {
       setExecutions(list => setStatus(list, id, event.status));
       refreshExecution(id); // duration, end time, message
-    } else if (event.kind === 'log' && event.event.stream === 'status') {
-      const known = executionsRef.current.find(item => item.id === id);
-      if (!known || !isTerminal(known.status)) {
-        refreshExecution(id); // a status change: read the new status (not on a replay)
-      }
     } else if (event.kind === 'error' && id === selected) {
       setError(event.message);
     }
   };
 
-  const live = useLiveStreams(
-    liveIds(executions, LIVE_LIMIT, selected),
-    onEvent
-  );
+  // Live logs, cells and metrics only for the execution shown in detail.
+  const live = useLiveStreams(selected ? [selected] : [], onEvent);
   const execution = executions.find(item => item.id === selected) ?? null;
-
-  useEffect(() => {
-    setOutputs(null);
-    setOutputsError('');
-  }, [selected]);
-
-  const loadOutputs = (): void => {
-    if (!execution) {
-      return;
-    }
-    const id = execution.id;
-    api.outputs(id).then(
-      list => id === selected && setOutputs(list),
-      e => setOutputsError(errorMessage(e))
-    );
-  };
+  const outputs = useOutputs(execution?.id ?? null, app);
 
   const stop = async (): Promise<void> => {
     if (!execution) {
@@ -410,7 +402,13 @@ export function Panel(props: {
     if (!execution) {
       return;
     }
-    if (spec) {
+    const target = rerunPath(execution);
+    if (target && target !== notebookPath) {
+      // the notebook it ran: its form is loaded, then prefilled (see loadSpec)
+      prefillRef.current = execution;
+      setNotebookPath(target);
+      void app.commands.execute('docmanager:open', { path: target });
+    } else if (spec) {
       setValues(initialValues(spec, prefillFrom(spec, execution)));
       setErrors(NO_ERRORS);
     }
@@ -421,48 +419,12 @@ export function Panel(props: {
     setImage(execution.image ?? '');
     setPrefilledFrom(`execution #${execution.counter}`);
     const ran = execution.notebook ? basename(execution.notebook) : '';
-    if (ran && notebookPath && ran !== basename(notebookPath)) {
+    if (!target && ran && notebookPath && ran !== basename(notebookPath)) {
       setNotice(
         `#${execution.counter} ran ${ran}; the form is for ${notebookPath}. Open ${ran} to re-run it.`
       );
     }
     setSelected(null);
-  };
-
-  const fetchOutput = async (datum: IDatum): Promise<string | null> => {
-    if (!execution) {
-      return null;
-    }
-    try {
-      const { path } = await api.fetchOutput(execution.id, datum.id);
-      return path;
-    } catch (e) {
-      setOutputsError(errorMessage(e));
-      return null;
-    }
-  };
-
-  const openOutput = async (datum: IDatum): Promise<void> => {
-    const path = await fetchOutput(datum);
-    if (path) {
-      await app.commands.execute('docmanager:open', { path });
-    }
-  };
-
-  const downloadOutput = async (datum: IDatum): Promise<void> => {
-    const path = await fetchOutput(datum);
-    if (path) {
-      const link = document.createElement('a');
-      link.href = URLExt.join(
-        ServerConnection.makeSettings().baseUrl,
-        'files',
-        URLExt.encodeParts(path)
-      );
-      link.download = basename(path);
-      document.body.appendChild(link);
-      link.click();
-      link.remove();
-    }
   };
 
   return (
@@ -515,15 +477,15 @@ export function Panel(props: {
             <ExecutionDetail
               execution={execution}
               live={live[execution.id]}
-              outputs={outputs}
-              outputsError={outputsError}
+              outputs={outputs.outputs}
+              outputsError={outputs.error}
               busy={busy}
               onBack={() => setSelected(null)}
               onStop={() => void stop()}
               onRerun={rerun}
-              onOutputs={loadOutputs}
-              onOpenOutput={datum => void openOutput(datum)}
-              onDownloadOutput={datum => void downloadOutput(datum)}
+              onOutputs={outputs.load}
+              onOpenOutput={datum => void outputs.open(datum)}
+              onDownloadOutput={datum => void outputs.download(datum)}
             />
           ) : (
             <>
@@ -551,9 +513,9 @@ export function Panel(props: {
               </div>
               <ExecutionList
                 executions={executions}
-                live={live}
                 selected={selected}
                 loading={loadingList}
+                problem={listProblem}
                 onSelect={setSelected}
                 onRefresh={() => void loadExecutions(projectId)}
               />

@@ -1,9 +1,13 @@
-/** React hooks of the panel: Lumino signals, and the live event streams of executions. */
+/**
+ * React hooks of the panel: Lumino signals, the project's pushed executions (one stream for the
+ * list) and the live events of the execution shown in detail.
+ */
 import { ISignal } from '@lumino/signaling';
 import { useEffect, useRef, useState } from 'react';
 
-import { subscribe } from '../events';
+import { subscribe, subscribeProject } from '../events';
 import { emptyLive, ILiveState, reduceLive, StreamEvent } from '../state';
+import { IDescribeExecution } from '../types';
 
 /** Call `handler` on each emission of `signal` while the component is mounted. */
 export function useSignal<T, A>(
@@ -76,4 +80,27 @@ export function useLiveStreams(
     []
   );
   return live;
+}
+
+/**
+ * The project's executions pushed by ONE event stream (null: none open): `onExecution` sees
+ * each, `onState` whether the list is live.
+ */
+export function useProjectExecutions(
+  projectId: string | null,
+  onExecution: (execution: IDescribeExecution) => void,
+  onState: (live: boolean, message?: string) => void
+): void {
+  const handlers = useRef({ onExecution, onState });
+  handlers.current = { onExecution, onState };
+  useEffect(() => {
+    if (!projectId) {
+      return;
+    }
+    return subscribeProject(
+      projectId,
+      execution => handlers.current.onExecution(execution),
+      (live, message) => handlers.current.onState(live, message)
+    );
+  }, [projectId]);
 }
