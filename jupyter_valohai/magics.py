@@ -226,7 +226,17 @@ class ValohaiMagics(Magics):
         from .submit import RunRequest
 
         args = self.cell_parser.parse_args(arg_split(line, posix=True))
-        self._run(args, RunRequest(code=cell))
+        if not self._nested():
+            self._run(args, RunRequest(code=cell))
+
+    @staticmethod
+    def _nested() -> bool:
+        """True (and says so) inside an execution: a notebook running remotely must not start
+        another copy of itself from its own ``%valohai run`` cell (and that one another...)."""
+        if not os.environ.get("VH_JOB_ID"):
+            return False
+        print(f"%valohai: not run inside execution {os.environ['VH_JOB_ID']}.")
+        return True
 
     def _ref(self, given: str | None) -> str:
         """An execution reference the master knows, from an id, a counter or the last run."""
@@ -285,6 +295,8 @@ class ValohaiMagics(Magics):
     def cmd_run(self, args: argparse.Namespace) -> None:
         from .submit import RunRequest
 
+        if self._nested():
+            return
         path = args.path or find_notebook(self.shell.user_ns if self.shell else {})
         self._run(args, RunRequest(path=path, step=args.step))
 
@@ -344,10 +356,11 @@ class ValohaiMagics(Magics):
         folder = execution_dir(execution, self.outputs_dir)
         outputs = client.outputs(execution["id"])
         paths = [download_output(client, datum, folder) for datum in outputs]
-        print(f"Pulled {len(paths)} outputs of #{execution.get('counter')} into {folder}")
+        plural = "" if len(paths) == 1 else "s"
+        print(f"Pulled {len(paths)} output{plural} of #{execution.get('counter')} into {folder}")
         notebook = _executed_notebook(execution, paths)
         if notebook:
-            link = render.link(render.lab_href(notebook), notebook)
+            link = render.link(render.file_href(notebook), notebook)
             bundle = {"text/plain": f"Executed notebook: {notebook}"}
             if self._widgets_shown():
                 bundle["text/html"] = f"Executed notebook: {link}"

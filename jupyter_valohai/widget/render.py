@@ -95,7 +95,11 @@ def cells_table(cells: list[dict[str, Any]], current: int | None) -> str:
 
 
 def log_pane(lines: list[tuple[str, str]], height: str = "20em") -> str:
-    """The log lines as a scrolled ``<pre>``; stderr in red, ANSI colours kept."""
+    """The log lines as a scrolled ``<pre>``; stderr in red, ANSI colours kept.
+
+    The box is a reversed flex column, so the browser keeps it scrolled to the newest line; the
+    ``<pre>`` must not shrink, or it would overflow the box instead of making it scroll.
+    """
     body = "\n".join(
         f"<span class='{STREAM_CLASSES[stream]}'>{ansi_html(text)}</span>"
         if stream in STREAM_CLASSES
@@ -105,19 +109,28 @@ def log_pane(lines: list[tuple[str, str]], height: str = "20em") -> str:
     return (
         f"<div class='jp-RenderedText' style='max-height:{height};overflow-y:auto;"
         "display:flex;flex-direction:column-reverse'>"
-        f"<pre style='margin:0;white-space:pre-wrap'>{body}</pre></div>"
+        f"<pre style='margin:0;white-space:pre-wrap;flex-shrink:0'>{body}</pre></div>"
     )
 
 
 def lab_href(local_path: str) -> str:
-    """A JupyterLab link to a local file (relative to the server's root when it is known)."""
+    """An absolute JupyterLab URL of a local file, for HTML that Lab does not resolve itself
+    (widgets): ``<base url>lab/tree/<path from the server's root>``.
+
+    The server's root and base URL come from ``VH_JUPYTER_ROOT_DIR`` / ``VH_JUPYTER_BASE_URL``
+    when the server sets them; else the kernel's folder is taken as the root and ``/`` as base.
+    """
     root = os.environ.get("VH_JUPYTER_ROOT_DIR") or os.getcwd()
-    base = os.environ.get("VH_JUPYTER_BASE_URL", "")
+    base = os.environ.get("VH_JUPYTER_BASE_URL") or "/"
     rel = os.path.relpath(os.path.abspath(local_path), os.path.abspath(root))
     if rel.startswith(".."):
         rel = os.path.relpath(os.path.abspath(local_path))
-    prefix = (base.rstrip("/") + "/") if base else ""
-    return prefix + "lab/tree/" + quote(rel.replace(os.sep, "/"))
+    return base.rstrip("/") + "/lab/tree/" + quote(rel.replace(os.sep, "/"))
+
+
+def file_href(local_path: str) -> str:
+    """A link relative to the kernel's folder: JupyterLab opens it in a tab from an output."""
+    return quote(os.path.relpath(os.path.abspath(local_path)).replace(os.sep, "/"))
 
 
 def link(href: str, text: str) -> str:

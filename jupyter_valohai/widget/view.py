@@ -307,7 +307,8 @@ class ExecutionView(widgets.VBox):
         """Download every output; return a line saying where they are."""
         for out in self._state.outputs:
             self.path(str(out["name"]))
-        return f"{len(self._state.outputs)} outputs in {self.folder()}"
+        count = len(self._state.outputs)
+        return f"{count} output{'' if count == 1 else 's'} in {self.folder()}"
 
     def notebook_path(self) -> str | None:
         """The downloaded executed notebook, if there is one."""

@@ -87,7 +87,7 @@ def test_run_a_notebook_with_a_parameter_and_pull_it_back(
     pulled = kernel.ok("%valohai pull")
     assert "Pulled" in pulled.stdout and "valohai-outputs/default/1" in pulled.stdout, pulled
     link = [d for d in pulled.displays if "text/html" in d]
-    assert link and "lab/tree/valohai-outputs/default/1/nb.ipynb" in link[0]["text/html"], pulled
+    assert link and "href='valohai-outputs/default/1/nb.ipynb'" in link[0]["text/html"], pulled
     executed = nbformat.read(str(workdir / "valohai-outputs/default/1/nb.ipynb"), as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "lr = 0.5" in injected[0].source, executed.cells
