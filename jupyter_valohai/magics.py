@@ -63,6 +63,15 @@ class _Parser(argparse.ArgumentParser):
             print(message, file=sys.stderr, end="")
         raise _Exit()
 
+    def parse_line(self, line: str) -> argparse.Namespace:
+        """Parse a magic's line; unknown options are told with their own command's usage."""
+        args, extra = self.parse_known_args(arg_split(line, posix=True))
+        if extra:
+            commands = getattr(self, "commands", {})
+            parser = commands.get(getattr(args, "command", None), self)
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return args
+
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -111,6 +120,7 @@ def build_parsers() -> tuple[_Parser, _Parser]:
     login = sub.add_parser("login", help="save the master's URL and token for later sessions")
     login.add_argument("url")
     login.add_argument("--token", help="API token (asked for when left out)")
+    main.commands = sub.choices  # type: ignore[attr-defined]
     cell = _Parser(prog="%%valohai", description="Run this cell's code as an execution.")
     _run_options(cell)
     return main, cell
@@ -219,13 +229,13 @@ class ValohaiMagics(Magics):
             self._guard(lambda: self._cell(line, cell))
 
     def _line(self, line: str) -> None:
-        args = self.parser.parse_args(arg_split(line, posix=True))
+        args = self.parser.parse_line(line)
         getattr(self, "cmd_" + args.command)(args)
 
     def _cell(self, line: str, cell: str) -> None:
         from .submit import RunRequest
 
-        args = self.cell_parser.parse_args(arg_split(line, posix=True))
+        args = self.cell_parser.parse_line(line)
         if not self._nested():
             self._run(args, RunRequest(code=cell))
 

@@ -46,11 +46,15 @@ class ExecutionView(widgets.VBox):
     status_message = Unicode("", help="The last status event's message.")
     duration = Float(None, allow_none=True, help="Seconds since the execution started.")
     current_cell = Int(None, allow_none=True, help="Index of the running notebook cell.")
-    cells = List(help="Cells of a notebook execution: index, position, source, state...")
-    log_lines = List(help="The last log lines (carriage-return redraws collapsed, ANSI kept).")
+    cells: List[dict[str, Any]] = List(
+        help="Cells of a notebook execution: index, position, source, state..."
+    )
+    log_lines: List[str] = List(
+        help="The last log lines (carriage-return redraws collapsed, ANSI kept)."
+    )
     max_lines = Int(DEFAULT_MAX_LINES, help="How many log lines the view keeps.")
     metrics = Dict(help="Metric name -> its values in order, from metadata events.")
-    outputs = List(help="Outputs once ended: dicts of name, size, id.")
+    outputs: List[dict[str, Any]] = List(help="Outputs once ended: dicts of name, size, id.")
     ended = Bool(False, help="True once the execution reached a final status.")
     error = Unicode("", help="Why the live updates stopped, if they failed.")
     local_paths = Dict(help="Output name -> where it was downloaded.")
