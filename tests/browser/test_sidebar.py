@@ -72,6 +72,10 @@ def test_run_a_notebook_from_the_panel(page: Any, lab: Lab, master: Stack) -> No
     message = panel.locator("#jp-Valohai-param-message")
     expect(epochs).to_have_value("2")
     expect(message).to_have_value("hello")
+    # Who we are on the master; the environment's queue and workers (the agent claims).
+    expect(panel.locator(".jp-Valohai-connection")).to_contain_text("logged in as admin")
+    expect(panel.get_by_label("Environment").locator("option:checked")).to_contain_text("0 queued")
+    expect(panel.get_by_label("Environment").locator("option:checked")).to_contain_text("1 worker")
     page.shots("form")
 
     # A bad value is refused in the browser: nothing reaches the master.
@@ -93,10 +97,21 @@ def test_run_a_notebook_from_the_panel(page: Any, lab: Lab, master: Stack) -> No
     expect(detail.locator(".jp-Valohai-logs")).to_contain_text("greeting: from the browser x3")
     expect(detail.locator('[data-output="result.txt"]')).to_be_visible(timeout=UI_MS)
     expect(detail.locator('[data-metric="loss"]')).to_be_visible()
+    expect(detail.locator('[data-metric="loss"] canvas').first).to_be_visible()  # uPlot's
+    expect(detail.locator('[data-metric="loss"] .jp-Valohai-metricValue')).to_have_text("0.3333")
     page.shots("complete")
+
+    # "Open in Lab" saves the output under the root dir and opens it in a Lab tab.
+    detail.locator('[data-output="result.txt"]').get_by_role("button", name="Open in Lab").click()
+    saved = lab.root / "valohai-outputs" / "browser" / "1" / "result.txt"
+    expect(
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="result.txt")
+    ).to_be_visible(timeout=UI_MS)
+    assert saved.read_text() == "from the browser"
 
     (execution,) = executions(master)
     assert execution["status"] == "complete"
+    assert execution["runtime_config"] == {"jupyter_path": "train.ipynb"}
     assert execution["parameters"]["epochs"] == 3
     assert execution["parameters"]["message"] == "from the browser"
     assert execution["project"]["name"] == "browser"
@@ -133,6 +148,19 @@ def test_stop_a_long_execution_from_the_panel(page: Any, lab: Lab, master: Stack
     page.shots("stopped")
     (execution,) = executions(master)
     assert execution["status"] == "stopped"
+
+    # An execution started elsewhere (here: the server's route, as %valohai would) appears in
+    # the list and follows its status, pushed by the project's one stream.
+    detail.get_by_role("button", name="Back to the list").click()
+    answer = lab.api("POST", "valohai/executions", json={"path": "sleepy.ipynb"})
+    assert answer.status_code == 201, answer.text
+    other = answer.json()
+    item = panel.locator(f'[data-execution="{other["id"]}"]')
+    expect(item.locator(".jp-Valohai-status")).to_have_text("started", timeout=RUN_MS)
+    page.shots("pushed-started")
+    assert lab.api("POST", f"valohai/executions/{other['id']}/stop").status_code == 200
+    expect(item.locator(".jp-Valohai-status")).to_have_text("stopped", timeout=RUN_MS)
+    page.shots("pushed-stopped")
 
 
 def test_server_errors_are_readable(page: Any, lab: Lab, master: Stack) -> None:

@@ -5,7 +5,8 @@ import uPlot from 'uplot';
 import { chartData, chartSummary, formatNumber } from '../chart';
 import { ISeries } from '../state';
 
-const WIDTH = 260;
+/** The width when the panel's is not known yet. */
+const WIDTH = 240;
 const HEIGHT = 110;
 /** Above this many points the line is drawn without its dots. */
 const MAX_DOTS = 50;
@@ -35,7 +36,7 @@ function options(
     ticks: { stroke: grid, width: 1 }
   };
   return {
-    width: WIDTH,
+    width: element.clientWidth || WIDTH,
     height: HEIGHT,
     legend: { show: false },
     cursor: { drag: { x: false, y: false } },
@@ -71,7 +72,16 @@ export function MetricChart(props: { series: ISeries }): JSX.Element {
       box.current
     );
     plot.current = chart;
+    // as wide as the panel, following it when the sidebar is resized
+    const element = box.current;
+    const observer = new ResizeObserver(() => {
+      if (element.clientWidth && element.clientWidth !== chart.width) {
+        chart.setSize({ width: element.clientWidth, height: HEIGHT });
+      }
+    });
+    observer.observe(element);
     return () => {
+      observer.disconnect();
       chart.destroy();
       plot.current = null;
     };
