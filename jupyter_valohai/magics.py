@@ -34,7 +34,7 @@ from .connection import Connection, resolve_connection, save_login
 from .errors import InvalidInput, ValohaiError
 from .models import TERMINAL_STATUSES
 from .widget import render
-from .widget.local import DEFAULT_OUTPUTS_DIR, download_output, execution_dir
+from .widget.local import DEFAULT_OUTPUTS_DIR, download_output, execution_dir, safe_destination
 
 if TYPE_CHECKING:
     from .submit import RunRequest
@@ -365,6 +365,8 @@ class ValohaiMagics(Magics):
             )
         folder = execution_dir(execution, self.outputs_dir)
         outputs = client.outputs(execution["id"])
+        for datum in outputs:  # an unsafe name refuses the pull before anything is written
+            safe_destination(folder, str(datum.get("name", "")))
         paths = [download_output(client, datum, folder) for datum in outputs]
         plural = "" if len(paths) == 1 else "s"
         print(f"Pulled {len(paths)} output{plural} of #{execution.get('counter')} into {folder}")
