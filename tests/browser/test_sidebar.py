@@ -121,9 +121,14 @@ def test_run_a_notebook_from_the_panel(page: Any, lab: Lab, master: Stack) -> No
     item = panel.locator(f'[data-execution="{execution["id"]}"]')
     expect(item.locator(".jp-Valohai-status")).to_have_text("complete")
 
-    # "Re-run with changes" brings its values back into the form.
+    # "Re-run with changes" from another notebook's page: the form is the notebook the
+    # execution ran (the server recorded its path), with the execution's values.
+    write_notebook(lab.root / "other.ipynb", "rate = 0.5", "print(rate)")
+    open_panel(page, lab, "other.ipynb")
+    item = panel.locator(f'[data-execution="{execution["id"]}"]')
     item.get_by_role("button").click()
     detail.get_by_role("button", name="Re-run with changes").click()
+    expect(panel.locator(".jp-Valohai-run .jp-Valohai-path")).to_have_text("train.ipynb")
     expect(panel.locator(".jp-Valohai-run")).to_contain_text("Prefilled from execution #1")
     expect(epochs).to_have_value("3")
     expect(message).to_have_value("from the browser")
