@@ -194,3 +194,5 @@ def test_login_saves_the_token_without_showing_it(
     kernel.ok("%valohai project fresh")
     listed = kernel.ok("%valohai list projects")
     assert "* fresh" in listed.stdout, listed.stdout
+    envs = kernel.ok("%valohai list environments")
+    assert envs.stdout.strip(), envs  # the master's default environment, at least
