@@ -274,13 +274,13 @@ class ValohaiMagics(Magics):
         req.project = args.project or self.project
         req.cwd = os.getcwd()
         from .snapshot import DEFAULT_MAX_BYTES
-        from .submit import prepare_run, submission
+        from .submit import prepare_run, submit_prepared
 
         # Every local check (parameters, inputs, snapshot size) before the master is looked for.
         limit = self.max_snapshot_bytes or DEFAULT_MAX_BYTES
         prepared = prepare_run(req, default_image=self.image, max_bytes=limit)
         client = self.client()
-        execution = client._run(submission(prepared, req.project))
+        execution = submit_prepared(client, prepared, req.project)
         self.last = execution
         if args.no_widget or not self.widget or not self._widgets_shown():
             print(render.summary(execution, str(execution.get("status", ""))))
