@@ -66,6 +66,10 @@ ROUTES = [
 ]
 
 
+#: Set for the kernels this server starts (they inherit its environment).
+KERNEL_ENV = ("VH_JUPYTER_ROOT_DIR", "VH_JUPYTER_BASE_URL")
+
+
 class ValohaiExtension(ExtensionApp):
     """jupyter-valohai's server extension: routes, the master link, the embedded default."""
 
@@ -84,6 +88,11 @@ class ValohaiExtension(ExtensionApp):
         self.link = MasterLink(config, runtime_file)
         self.link.start()
         self.settings["valohai_link"] = self.link
+        # Kernels inherit the server's environment: the ExecutionView links executed notebooks
+        # into Lab with these (the root dir and base URL of the server that started them).
+        self._saved_env = {name: os.environ.get(name) for name in KERNEL_ENV}
+        os.environ["VH_JUPYTER_ROOT_DIR"] = os.path.abspath(self.serverapp.root_dir)
+        os.environ["VH_JUPYTER_BASE_URL"] = self.serverapp.base_url
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(ROUTES)
@@ -92,6 +101,11 @@ class ValohaiExtension(ExtensionApp):
         """Stop the embedded default (if we started it); forget the connection file."""
         if self.link is not None:
             await self.link.stop()
+        for name, value in getattr(self, "_saved_env", {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 __all__ = ["ROUTES", "Valohai", "ValohaiExtension"]

@@ -141,7 +141,9 @@ async def test_a_kernel_started_by_the_server_finds_the_master(
             output: list[str] = []
             code = (
                 "from jupyter_valohai.connection import resolve_connection\n"
+                "import os\n"
                 "c = resolve_connection()\n"
+                "print(os.environ['VH_JUPYTER_ROOT_DIR'], os.environ['VH_JUPYTER_BASE_URL'])\n"
                 "print(c.url, c.source)"
             )
 
@@ -159,6 +161,9 @@ async def test_a_kernel_started_by_the_server_finds_the_master(
         await manager.shutdown_kernel(kernel_id, now=True)
     text = "".join(output)
     assert " " in text, text
-    url, source = text.strip().split(" ", 1)
+    first, second = text.strip().splitlines()
+    root, base_url = first.split(" ")
+    assert (root, base_url) == (os.path.abspath(jp_serverapp.root_dir), jp_serverapp.base_url)
+    url, source = second.split(" ", 1)
     assert url == config_master.url
     assert "VH_CONNECTION_FILE" in source
