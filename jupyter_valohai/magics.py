@@ -444,5 +444,7 @@ def _executed_notebook(execution: dict[str, Any], paths: list[str]) -> str | Non
 
 
 def load_ipython_extension(ip: Any) -> None:
-    """Register the magics (``%load_ext jupyter_valohai`` calls this through the package)."""
-    ip.register_magics(ValohaiMagics)
+    """Register the magics (``%load_ext jupyter_valohai`` calls this through the package); a
+    second call (auto-loaded, then ``%load_ext``) keeps the session's magics and their state."""
+    if "valohai" not in ip.magics_manager.magics.get("line", {}):
+        ip.register_magics(ValohaiMagics)

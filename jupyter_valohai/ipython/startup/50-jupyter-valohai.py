@@ -16,7 +16,11 @@ def _jupyter_valohai_autoload() -> None:
 
         shell = get_ipython()
         if shell is not None:
-            shell.extension_manager.load_extension("jupyter_valohai")
+            # Not through the extension manager: a later `%load_ext jupyter_valohai` (as the docs
+            # and old notebooks say) then loads quietly instead of printing "already loaded".
+            from jupyter_valohai import load_ipython_extension
+
+            load_ipython_extension(shell)
     except Exception as exc:  # e.g. uninstalled from this environment: say so, start anyway
         import sys
 
