@@ -125,6 +125,19 @@ class CellReporter:
             pass
 
 
+def ipc_kernel_manager() -> type:
+    """A kernel manager whose kernel talks over Unix sockets (files only this user can open)
+    rather than loopback TCP ports any local process can reach; ipykernel also warns on TCP."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 class _Stopped(BaseException):
     """Raised by the SIGTERM handler so the open cell is reported before the runner exits."""
 
@@ -170,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             progress_bar=False,
             stdout_file=sys.stdout,
             stderr_file=sys.stderr,
+            kernel_manager_class=ipc_kernel_manager(),
             **(reporter.hooks() if reporter else {}),
         )
     except PapermillExecutionError as exc:

@@ -54,6 +54,8 @@ def test_notebook_runs_with_parameters_into_outputs(tmp_path, new_job, runtime) 
     assert "before" in stdout
     assert "x is 42\n" in stdout  # cell prints reach the log as stdout lines...
     assert '{"x": 42}\n' in stdout  # ...so a JSON line printed in a cell is metadata
+    # The kernel talks over Unix sockets, not loopback TCP (and ipykernel has nothing to warn).
+    assert "running over TCP" not in lines.text("stderr")
     assert {f.name for f in io.collect_outputs(str(tmp_path / "outputs"))} == {
         "train.ipynb",
         "y.txt",
