@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -48,3 +49,17 @@ def redis_url(redis_server: ManagedProcess) -> str:
     client.flushdb()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture
+def master(tmp_path, mongo_url: str, mongo_db_name: str, redis_url: str) -> Iterator[Any]:
+    """A real master with one real local agent (child processes started through the CLI)."""
+    from tests.e2e.stack import Stack
+
+    s = Stack(str(tmp_path / "stack"), mongo_url, mongo_db_name, redis_url)
+    try:
+        s.start_master()
+        s.start_agent()
+        yield s
+    finally:
+        s.stop()

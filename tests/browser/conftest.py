@@ -33,17 +33,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
-def master(tmp_path: Path, mongo_url: str, mongo_db_name: str, redis_url: str) -> Iterator[Stack]:
-    """A real master with one real local agent."""
-    s = Stack(str(tmp_path / "stack"), mongo_url, mongo_db_name, redis_url)
-    try:
-        s.start_master()
-        s.start_agent()
-        yield s
-    finally:
-        s.stop()
-
 
 @pytest.fixture
 def lab(tmp_path: Path, master: Stack) -> Iterator[Lab]:

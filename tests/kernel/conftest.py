@@ -97,20 +97,9 @@ def kernel_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, mongo_url: str, mongo_db_name: str, redis_url: str) -> Iterator[Stack]:
+def stack(master: Stack) -> Stack:
     """A running master with one agent, on the session's real nx-27017 and Redis."""
-    s = Stack(
-        root=str(tmp_path / "stack"),
-        mongo_url=mongo_url,
-        mongo_db=mongo_db_name,
-        redis_url=redis_url,
-    )
-    s.start_master()
-    s.start_agent()
-    try:
-        yield s
-    finally:
-        s.stop()
+    return master
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from tests.browser.conftest import browser, lab, master, page  # noqa: F401 (fixtures)
+from tests.browser.conftest import browser, lab, page  # noqa: F401 (fixtures)
 from tests.browser.lab import Lab
 from tests.e2e.stack import Stack
 

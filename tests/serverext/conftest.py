@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -21,17 +21,6 @@ async def jp_asyncio_loop() -> asyncio.AbstractEventLoop:
     """pytest-jupyter's server on the loop pytest-asyncio runs the test in (one loop for both)."""
     return asyncio.get_running_loop()
 
-
-@pytest.fixture
-def master(tmp_path, mongo_url: str, mongo_db_name: str, redis_url: str) -> Iterator[Stack]:
-    """A real master with one real local agent."""
-    s = Stack(str(tmp_path / "stack"), mongo_url, mongo_db_name, redis_url)
-    try:
-        s.start_master()
-        s.start_agent()
-        yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture
