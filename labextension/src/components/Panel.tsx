@@ -27,7 +27,12 @@ import { ExecutionList } from './Executions';
 import { useLiveStreams, useProjectExecutions, useSignal } from './hooks';
 import { useOutputs } from './outputs';
 import { RunForm } from './RunForm';
-import { ConnectionBar, EnvironmentPicker, ProjectPicker } from './Setup';
+import {
+  Banner,
+  ConnectionBar,
+  EnvironmentPicker,
+  ProjectPicker
+} from './Setup';
 
 /** While the embedded master starts: look again every 2 s, for up to 2 min. */
 const STARTUP_CHECK_MS = 2000;
@@ -431,28 +436,10 @@ export function Panel(props: {
     <div className="jp-Valohai-panel">
       <ConnectionBar summary={connection} onRefresh={() => void load()} />
       {error && (
-        <div className="jp-Valohai-error jp-Valohai-banner" role="alert">
-          {error}
-          <button
-            className="jp-Valohai-linkButton"
-            onClick={() => setError('')}
-            aria-label="Dismiss"
-          >
-            ×
-          </button>
-        </div>
+        <Banner kind="error" text={error} onDismiss={() => setError('')} />
       )}
       {notice && !error && (
-        <div className="jp-Valohai-notice jp-Valohai-banner" role="status">
-          {notice}
-          <button
-            className="jp-Valohai-linkButton"
-            onClick={() => setNotice('')}
-            aria-label="Dismiss"
-          >
-            ×
-          </button>
-        </div>
+        <Banner kind="notice" text={notice} onDismiss={() => setNotice('')} />
       )}
       {connection?.ok && (
         <>

@@ -171,3 +171,26 @@ export function EnvironmentPicker(props: {
     </div>
   );
 }
+
+/** A dismissable message above the panel: an error (alert) or a notice (status). */
+export function Banner(props: {
+  kind: 'error' | 'notice';
+  text: string;
+  onDismiss: () => void;
+}): JSX.Element {
+  return (
+    <div
+      className={`jp-Valohai-${props.kind} jp-Valohai-banner`}
+      role={props.kind === 'error' ? 'alert' : 'status'}
+    >
+      {props.text}
+      <button
+        className="jp-Valohai-linkButton"
+        onClick={props.onDismiss}
+        aria-label="Dismiss"
+      >
+        ×
+      </button>
+    </div>
+  );
+}
