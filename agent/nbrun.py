@@ -154,8 +154,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("output", help="where to write the executed notebook")
     parser.add_argument("--parameters-file", help="JSON object of parameters to inject")
     parser.add_argument("--cwd", help="working directory of the kernel")
-    parser.add_argument("--kernel", help="kernel name (default: the notebook's own)")
+    parser.add_argument(
+        "--kernel", help="kernel name (default: the notebook's own, else python3)"
+    )
     return parser.parse_args(argv)
+
+
+def _kernel_name(path: str) -> str | None:
+    """The notebook's own kernel, or ``python3`` for a notebook that names none (one written by
+    a script rather than by Jupyter): papermill would refuse to run it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            spec = json.load(f).get("metadata", {}).get("kernelspec", {})
+    except (OSError, ValueError, AttributeError):
+        return None  # papermill reports an unreadable notebook itself
+    return None if isinstance(spec, dict) and spec.get("name") else "python3"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             args.output,
             parameters=parameters,
             cwd=args.cwd,
-            kernel_name=args.kernel,
+            kernel_name=args.kernel or _kernel_name(args.input),
             progress_bar=False,
             stdout_file=sys.stdout,
             stderr_file=sys.stderr,
