@@ -160,15 +160,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _kernel_name(path: str) -> str | None:
-    """The notebook's own kernel, or ``python3`` for a notebook that names none (one written by
-    a script rather than by Jupyter): papermill would refuse to run it."""
+def _kernel_defaults(path: str) -> tuple[str | None, str | None]:
+    """``(kernel, language)`` for papermill: None where the notebook names its own, else
+    ``python3`` / ``python`` (a notebook written by a script names neither, and papermill would
+    refuse to run or parameterize it)."""
     try:
         with open(path, encoding="utf-8") as f:
-            spec = json.load(f).get("metadata", {}).get("kernelspec", {})
+            metadata = json.load(f).get("metadata", {})
+        spec = metadata.get("kernelspec") or {}
+        info = metadata.get("language_info") or {}
+        kernel = None if spec.get("name") else "python3"
+        language = None if spec.get("language") or info.get("name") else "python"
     except (OSError, ValueError, AttributeError):
-        return None  # papermill reports an unreadable notebook itself
-    return None if isinstance(spec, dict) and spec.get("name") else "python3"
+        return None, None  # papermill reports an unreadable notebook itself
+    return kernel, language
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,13 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    kernel, language = _kernel_defaults(args.input)
     try:
         papermill.execute_notebook(
             args.input,
             args.output,
             parameters=parameters,
             cwd=args.cwd,
-            kernel_name=args.kernel or _kernel_name(args.input),
+            kernel_name=args.kernel or kernel,
+            language=language,
             progress_bar=False,
             stdout_file=sys.stdout,
             stderr_file=sys.stderr,

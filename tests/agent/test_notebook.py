@@ -84,15 +84,17 @@ def test_failing_notebook_is_an_error_and_still_written(tmp_path, new_job, runti
 
 def test_a_notebook_naming_no_kernel_runs_on_python3(tmp_path, new_job, runtime) -> None:
     nb = nbformat.v4.new_notebook()  # as a script writes it: no kernelspec in the metadata
-    nb.cells = [nbformat.v4.new_code_cell("print('ran without a kernelspec')")]
+    params = nbformat.v4.new_code_cell("n = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("print('ran without a kernelspec', n)")]
     path = tmp_path / "repository" / "bare.ipynb"
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
     job, lines = new_job([], kind="notebook", notebook="bare.ipynb")
     layout = io.Layout(str(tmp_path))
     job.env = io.execution_env({"id": "e-bare"}, layout)
-    io.write_config({"parameters": {}}, layout, {})
+    io.write_config({"parameters": {"n": 7}}, layout, {})
 
     result = runtime.process(job)
     assert result.status == "complete", lines.items
-    assert "ran without a kernelspec" in lines.text("stdout")
+    assert "ran without a kernelspec 7" in lines.text("stdout")
