@@ -50,8 +50,14 @@ class DirectUpload:
         if not self.upload_id:
             return {"name": name, "url": self.url, "method": self.method, "headers": self.headers}
         parts = [
-            {"number": p.number, "offset": p.offset, "size": p.size, "url": p.url,
-             "method": "PUT", "headers": p.headers}
+            {
+                "number": p.number,
+                "offset": p.offset,
+                "size": p.size,
+                "url": p.url,
+                "method": "PUT",
+                "headers": p.headers,
+            }
             for p in self.parts
         ]
         return {"name": name, "multipart": {"parts": parts}}

@@ -41,15 +41,32 @@ def start_seaweedfs(data_dir: str) -> ManagedProcess:
     ports = {
         flag: free_port()
         for flag in (
-            "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
-            "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc", "webdav.port",
-            "admin.port", "admin.port.grpc", "debug.port", "s3.debug.port", "metricsPort",
-            "s3.port.iceberg", "s3.port.lance",
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port",
+            "s3.port.grpc",
+            "webdav.port",
+            "admin.port",
+            "admin.port.grpc",
+            "debug.port",
+            "s3.debug.port",
+            "metricsPort",
+            "s3.port.iceberg",
+            "s3.port.lance",
         )
     }
     argv = [
-        _bin("weed"), "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        "-admin.ui=false", "-master.telemetry=false",
+        _bin("weed"),
+        "mini",
+        f"-dir={data_dir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-admin.ui=false",
+        "-master.telemetry=false",
         *(f"-{flag}={port}" for flag, port in ports.items()),
     ]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
@@ -66,8 +83,11 @@ def start_seaweedfs(data_dir: str) -> ManagedProcess:
 
 def s3_client(endpoint: str, secret: str = S3_SECRET) -> object:
     return boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id=S3_KEY, aws_secret_access_key=secret,
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=S3_KEY,
+        aws_secret_access_key=secret,
         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     )
 
@@ -91,8 +111,14 @@ def start_azurite(data_dir: str) -> ManagedProcess:
     port = free_port()
     argv = [
         _bin("azurite-blob", os.path.join(AZURITE_PREFIX, "node_modules", ".bin")),
-        "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", data_dir,
-        "--silent", "--skipApiVersionCheck",
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--location",
+        data_dir,
+        "--silent",
+        "--skipApiVersionCheck",
     ]
     popen = _spawn("azurite", argv, os.path.join(data_dir, "azurite.log"))
     wait_for_port("127.0.0.1", port, 60, popen)
@@ -107,8 +133,16 @@ def start_gcs_emulator(data_dir: str) -> ManagedProcess:
     os.makedirs(data_dir, exist_ok=True)
     port = free_port()
     argv = [
-        _bin("gcp-storage-emulator"), "-d", data_dir, "start", "--host", "127.0.0.1",
-        "--port", str(port), "--in-memory", "-q",
+        _bin("gcp-storage-emulator"),
+        "-d",
+        data_dir,
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--in-memory",
+        "-q",
     ]
     popen = _spawn("gcs", argv, os.path.join(data_dir, "gcs.log"))
     wait_for_port("127.0.0.1", port, 60, popen)

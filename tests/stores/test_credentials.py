@@ -32,8 +32,9 @@ def test_azure_wrong_key_is_refused(
     azure_url: str, azurite: ManagedProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wrong = "A" * len(AZURITE_KEY)
-    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.extra["conn"].replace(
-        AZURITE_KEY, wrong))
+    monkeypatch.setenv(
+        "AZURE_STORAGE_CONNECTION_STRING", azurite.extra["conn"].replace(AZURITE_KEY, wrong)
+    )
     store = open_store(azure_url)
     with pytest.raises(ServiceUnavailable) as info:
         store.put("a.txt", io.BytesIO(b"x"))

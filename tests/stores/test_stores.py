@@ -110,8 +110,12 @@ def test_tampered_signed_url_is_refused(request: pytest.FixtureRequest, url_fixt
     assert requests.get(other).status_code == 403
     target = store.direct_upload("c.txt", 3)
     assert target is not None
-    assert requests.put(target.url.replace("/c.txt?", "/d.txt?"), data=b"abc",
-                        headers=target.headers).status_code == 403
+    assert (
+        requests.put(
+            target.url.replace("/c.txt?", "/d.txt?"), data=b"abc", headers=target.headers
+        ).status_code
+        == 403
+    )
 
 
 def test_gcs_streams_through_the_master(gcs_url: str) -> None:
