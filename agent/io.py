@@ -272,9 +272,13 @@ def upload_outputs(
         execution_id, attempt, [{"name": f.name, "size": f.size} for f in files]
     )
     by_name = {f.name: f for f in files}
+    parts: dict[str, list[Json]] = {}
     for upload in uploads:
         output = by_name.get(upload.get("name", ""))
         if output is None:
+            continue
+        if "multipart" in upload:  # a large file going straight to the store, part by part
+            parts[output.name] = _put_parts(client, upload["multipart"], output.path)
             continue
         answer = client.put(upload, output.path)
         if answer.get("sha256") and answer["sha256"] != output.sha256:
@@ -289,6 +293,25 @@ def upload_outputs(
         attempt,
         [
             {"name": f.name, "size": f.size, "sha256": f.sha256, "metadata": f.metadata}
+            | ({"parts": parts[f.name]} if f.name in parts else {})
             for f in files
         ],
     )
+
+
+def _put_parts(client: AgentClient, multipart: Json, path: str) -> list[Json]:
+    """PUT each part (a byte range of ``path``) to its signed URL; return numbers and ETags."""
+    done = []
+    with open(path, "rb") as f:
+        for part in multipart.get("parts", []):
+            f.seek(int(part["offset"]))
+            data = f.read(int(part["size"]))
+            resp = client.request(
+                part.get("method", "PUT"),
+                part["url"],
+                data=data,
+                headers=dict(part.get("headers") or {}),
+                timeout=max(client.timeout, 300),
+            )
+            done.append({"number": part["number"], "etag": resp.headers.get("ETag", "")})
+    return done

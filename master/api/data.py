@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import posixpath
 
 from ..services.common import page, page_params
@@ -28,13 +29,17 @@ class DatumHandler(BaseHandler):
 
 
 class DatumDownloadHandler(BaseHandler):
-    """The datum's bytes, streamed as an attachment (valohai-cli accepts that or {"url"})."""
+    """The datum's bytes: a redirect to a short-lived signed store URL where the store makes
+    them (S3, Azure), else streamed as an attachment (valohai-cli accepts either)."""
 
     async def get(self, datum_id: str) -> None:
         doc = await self.services.outputs.get_datum(datum_id)
-        await self.stream_object(
-            doc["key"], posixpath.basename(doc["name"]), "application/octet-stream"
-        )
+        filename = posixpath.basename(doc["name"])
+        url = await asyncio.to_thread(self.ctx.artifacts.download_url, doc["key"], filename)
+        if url:
+            self.redirect(url)
+            return
+        await self.stream_object(doc["key"], filename, "application/octet-stream")
 
 
 class EnvironmentsHandler(BaseHandler):

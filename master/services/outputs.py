@@ -1,8 +1,14 @@
-"""Outputs: upload URLs, fenced uploads into the artifact store, registration as datums."""
+"""Outputs: upload URLs, fenced uploads into the artifact store, registration as datums.
+
+Where the store can sign URLs (S3, Azure), agents upload straight to it: outputs/prepare answers
+with a presigned PUT, or presigned part PUTs for a large file, and registration completes the
+multipart upload and checks the stored size. Elsewhere the bytes stream through the master.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
@@ -10,7 +16,7 @@ from pymongo.errors import DuplicateKeyError
 
 from jupyter_valohai.errors import InvalidInput, NotFound
 from jupyter_valohai.models import utcnow
-from jupyter_valohai.stores.base import check_key
+from jupyter_valohai.stores.base import DirectUpload, check_key
 
 from ..context import Context
 from ..store import Doc, new_id
@@ -20,6 +26,26 @@ from .agent import AgentService
 def output_key(execution_id: str, attempt: int, name: str) -> str:
     # The attempt is part of the key, so a zombie attempt can never overwrite the live one's files.
     return f"outputs/{execution_id}/{attempt}/{check_output_name(name)}"
+
+
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def parse_parts(name: str, parts: Any) -> list[tuple[int, str]]:
+    """The ``[{"number", "etag"}]`` an agent reports for a multipart direct upload."""
+    if not isinstance(parts, list) or not parts:
+        raise InvalidInput(
+            f"Output {name!r} went up in parts: 'parts' must list each part's number and etag.",
+            hint="Report [{'number': n, 'etag': <the ETag header of part n>}, ...].",
+        )
+    out = []
+    for part in parts:
+        number = part.get("number") if isinstance(part, dict) else None
+        etag = part.get("etag") if isinstance(part, dict) else None
+        if isinstance(number, bool) or not isinstance(number, int) or not isinstance(etag, str):
+            raise InvalidInput(f"Output {name!r}: bad part {part!r}.")
+        out.append((number, etag))
+    return out
 
 
 def check_output_name(name: Any) -> str:
@@ -49,9 +75,69 @@ class OutputService:
                 not isinstance(size, int) or size < 0 or size > self.ctx.config.max_upload_bytes
             ):
                 raise InvalidInput(f"Output {name!r} has a bad or too large size.")
+            target = None
+            if size is not None:
+                target = await self._direct(execution_id, attempt, name, size)
+            if target is not None:
+                uploads.append(target.answer(name))
+                continue
             url = f"/api/agent/uploads/{execution_id}/{attempt}/{quote(name)}"
             uploads.append({"name": name, "url": url, "method": "PUT", "headers": {}})
         return {"uploads": uploads}
+
+    async def _direct(
+        self, execution_id: str, attempt: int, name: str, size: int
+    ) -> DirectUpload | None:
+        """Sign a direct upload into the store and remember it until registration."""
+        key = output_key(execution_id, attempt, name)
+        target = await asyncio.to_thread(self.ctx.artifacts.direct_upload, key, size)
+        if target is None:
+            return None
+        await self.ctx.store.uploads.update_one(
+            {"execution": execution_id, "attempt": attempt, "name": name},
+            {
+                "$set": {
+                    "key": key,
+                    "direct": {"size": size, "upload_id": target.upload_id},
+                    "via": "store",
+                    "mtime": utcnow(),
+                },
+                "$unset": {"size": "", "sha256": ""},
+            },
+            upsert=True,
+        )
+        return target
+
+    async def _finish_direct(self, name: str, upload: Doc, item: dict[str, Any]) -> Doc:
+        """Complete (if in parts) and check an upload the agent sent straight to the store."""
+        direct, key = upload["direct"], upload["key"]
+        sha256 = item.get("sha256")
+        if not isinstance(sha256, str) or not SHA256_HEX.fullmatch(sha256):
+            raise InvalidInput(
+                f"Output {name!r}: a direct upload needs its 'sha256' (64 lowercase hex digits).",
+                hint="The store does not hash what it receives: report the SHA-256 you sent.",
+            )
+        artifacts = self.ctx.artifacts
+        if direct.get("upload_id"):
+            parts = parse_parts(name, item.get("parts"))
+            await asyncio.to_thread(artifacts.complete_upload, key, direct["upload_id"], parts)
+        try:
+            size = await asyncio.to_thread(artifacts.size, key)
+        except NotFound:
+            raise InvalidInput(
+                f"Output {name!r} was not uploaded by this attempt.",
+                hint="PUT it to the URL from outputs/prepare first.",
+            ) from None
+        if size != direct["size"] or item.get("size", size) != size:
+            raise InvalidInput(
+                f"Output {name!r}: the store holds {size} bytes, {direct['size']} were announced.",
+                hint="Upload the whole file (every part) before registering it.",
+            )
+        fields = {"size": size, "sha256": sha256, "mtime": utcnow()}
+        await self.ctx.store.uploads.update_one(
+            {"_id": upload["_id"]}, {"$set": fields, "$unset": {"direct": ""}}
+        )
+        return {**upload, **fields}
 
     async def store_upload(
         self, env: Doc, execution_id: str, attempt: int, name: str, fp: BinaryIO
@@ -62,7 +148,16 @@ class OutputService:
         stored = await asyncio.to_thread(self.ctx.artifacts.put, key, fp)
         await self.ctx.store.uploads.update_one(
             {"execution": execution_id, "attempt": attempt, "name": name},
-            {"$set": {"key": key, "size": stored.size, "sha256": stored.sha256, "mtime": utcnow()}},
+            {
+                "$set": {
+                    "key": key,
+                    "size": stored.size,
+                    "sha256": stored.sha256,
+                    "via": "master",
+                    "mtime": utcnow(),
+                },
+                "$unset": {"direct": ""},
+            },
             upsert=True,
         )
         return {"name": name, "size": stored.size, "sha256": stored.sha256}
@@ -84,6 +179,8 @@ class OutputService:
                     f"Output {name!r} was not uploaded by this attempt.",
                     hint="PUT it to the URL from outputs/prepare first.",
                 )
+            if upload.get("direct"):
+                upload = await self._finish_direct(name, upload, item)
             if item.get("sha256") and item["sha256"] != upload["sha256"]:
                 raise InvalidInput(f"Output {name!r}: sha256 differs from the uploaded bytes.")
             metadata = item.get("metadata") or {}

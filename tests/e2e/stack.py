@@ -64,10 +64,10 @@ class Stack:
             self.mongo_db,
             "--redis-url",
             self.redis_url,
-            "--store-url",
-            "file://" + os.path.join(self.root, "artifacts"),
             *self.master_args,
         ]
+        if not any(a.startswith("--store-url") for a in self.master_args):  # given only once
+            argv += ["--store-url", "file://" + os.path.join(self.root, "artifacts")]
         with self._log("master") as logf:
             self.master = subprocess.Popen(
                 argv, env=self._env(), stdout=logf, stderr=subprocess.STDOUT
