@@ -20,12 +20,15 @@ import socket
 import sys
 from typing import Any
 
-from traitlets import Bool, Float, Int, Type, Unicode, default
+from traitlets import Bool, Enum, Float, Int, Type, Unicode, default
 from traitlets.config import Application
 
 from jupyter_valohai import __version__
+from jupyter_valohai.errors import ValohaiError
 
+from .runtimes import select_runtime
 from .runtimes.base import Runtime
+from .runtimes.docker import DockerRuntime
 from .runtimes.local import LocalRuntime
 
 
@@ -38,13 +41,14 @@ class AgentApp(Application):
         "Claim executions from a jupyter-valohai master and run them on this machine. "
         "The worker-group token is read from $VH_AGENT_TOKEN or --token-file."
     )
-    classes = [LocalRuntime]
+    classes = [LocalRuntime, DockerRuntime]
     aliases = {
         "master-url": "AgentApp.master_url",
         "work-dir": "AgentApp.work_dir",
         "name": "AgentApp.agent_name",
         "log-level": "Application.log_level",
         "token-file": "AgentApp.token_file",
+        "runtime": "AgentApp.runtime",
     }
     flags = {
         "once": ({"AgentApp": {"once": True}}, "Run one execution, then exit."),
@@ -68,10 +72,17 @@ class AgentApp(Application):
     agent_name = Unicode(help="Name this agent reports to the master (default: hostname-pid).").tag(
         config=True
     )
+    runtime = Enum(
+        ["auto", "docker", "local"],
+        help="Where executions run: 'docker' (containers; fails when no engine answers), 'local' "
+        "(subprocesses of the agent) or 'auto' (Docker when an engine answers, else local). "
+        "Default: $VH_AGENT_RUNTIME, else 'local'.",
+    ).tag(config=True)
     runtime_class = Type(
-        default_value="agent.runtimes.local.LocalRuntime",
+        default_value=None,
         klass=Runtime,
-        help="The runtime that runs executions (a subclass of agent.runtimes.base.Runtime).",
+        allow_none=True,
+        help="A runtime class (a subclass of agent.runtimes.base.Runtime); overrides --runtime.",
     ).tag(config=True)
     stop_grace_seconds = Float(
         10.0, help="Seconds between SIGTERM and SIGKILL when stopping an execution."
@@ -97,6 +108,10 @@ class AgentApp(Application):
     @default("master_url")
     def _default_master_url(self) -> str:
         return os.environ.get("VH_MASTER_URL", "http://127.0.0.1:8780")
+
+    @default("runtime")
+    def _default_runtime(self) -> str:
+        return os.environ.get("VH_AGENT_RUNTIME", "").strip() or "local"
 
     @default("work_dir")
     def _default_work_dir(self) -> str:
@@ -131,8 +146,12 @@ class AgentApp(Application):
             self.exit(2)
         os.makedirs(self.work_dir, exist_ok=True)
         client = AgentClient(self.master_url, token)
-        runtime_class: type[Runtime] = self.runtime_class  # type: ignore[assignment]
-        runtime = runtime_class(parent=self, stop_grace_seconds=self.stop_grace_seconds)
+        try:
+            runtime = select_runtime(self)
+        except ValohaiError as exc:
+            self.log.critical("%s", exc)
+            self.exit(2)
+        runtime_class = type(runtime)
         loop = AgentLoop(
             parent=self,
             client=client,
