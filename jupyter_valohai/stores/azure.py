@@ -141,7 +141,9 @@ class AzureBlobStore(ArtifactStore):
 
     # --- direct transfer ------------------------------------------------------------------------
 
-    def _sas_url(self, key: str, permission: BlobSasPermissions, **kw: str) -> str:
+    def _sas_url(
+        self, key: str, permission: BlobSasPermissions, content_disposition: str | None = None
+    ) -> str:
         credential = self.service.credential
         account_key = getattr(credential, "account_key", None)
         if not account_key:
@@ -151,13 +153,13 @@ class AzureBlobStore(ArtifactStore):
             )
         blob = self._key(key)
         sas = generate_blob_sas(
-            account_name=self.service.account_name,
+            account_name=str(self.service.account_name),
             container_name=self.container,
             blob_name=blob,
             account_key=account_key,
             permission=permission,
             expiry=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=self.expires),
-            **kw,
+            content_disposition=content_disposition,
         )
         return f"{self.client.url}/{quote(blob)}?{sas}"
 

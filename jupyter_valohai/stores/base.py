@@ -69,6 +69,11 @@ def split_url(url: str) -> tuple[str, str, dict[str, str]]:
     Options carry endpoints, regions and sizes, never secrets: those come from the environment.
     """
     parsed = urlparse(url)
+    if "@" in parsed.netloc:  # never echo it: the part before '@' may be a secret
+        raise InvalidInput(
+            f"Credentials do not belong in a {parsed.scheme}:// artifact store URL.",
+            hint="Give them to the master through its environment (see jupyter_valohai.stores).",
+        )
     if not parsed.netloc:
         raise InvalidInput(
             f"Artifact store URL {parsed.scheme}://... names no bucket.",

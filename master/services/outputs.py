@@ -93,12 +93,21 @@ class OutputService:
         target = await asyncio.to_thread(self.ctx.artifacts.direct_upload, key, size)
         if target is None:
             return None
+        query = {"execution": execution_id, "attempt": attempt, "name": name}
+        earlier = await self.ctx.store.uploads.find_one(query)
+        if earlier and (earlier.get("direct") or {}).get("upload_id"):  # prepared again: drop it
+            old_id = earlier["direct"]["upload_id"]
+            await asyncio.to_thread(self.ctx.artifacts.abort_upload, key, old_id)
         await self.ctx.store.uploads.update_one(
-            {"execution": execution_id, "attempt": attempt, "name": name},
+            query,
             {
                 "$set": {
                     "key": key,
-                    "direct": {"size": size, "upload_id": target.upload_id},
+                    "direct": {
+                        "size": size,
+                        "upload_id": target.upload_id,
+                        "parts": len(target.parts),
+                    },
                     "via": "store",
                     "mtime": utcnow(),
                 },
@@ -120,6 +129,12 @@ class OutputService:
         artifacts = self.ctx.artifacts
         if direct.get("upload_id"):
             parts = parse_parts(name, item.get("parts"))
+            # S3 would complete from a subset of the parts: insist on every one handed out.
+            if sorted(n for n, _ in parts) != list(range(1, direct["parts"] + 1)):
+                raise InvalidInput(
+                    f"Output {name!r}: report each of its {direct['parts']} parts exactly once.",
+                    hint="Upload every part from outputs/prepare and report its ETag.",
+                )
             await asyncio.to_thread(artifacts.complete_upload, key, direct["upload_id"], parts)
         try:
             size = await asyncio.to_thread(artifacts.size, key)

@@ -62,3 +62,9 @@ def test_bad_store_urls_are_refused_with_a_hint(url: str) -> None:
     with pytest.raises(InvalidInput) as info:
         open_store(url)
     assert info.value.hint
+
+
+def test_credentials_in_a_store_url_are_refused_without_echoing_them() -> None:
+    with pytest.raises(InvalidInput) as info:
+        open_store("s3://AKIDEXAMPLE:hunter2-secret@bucket/prefix")
+    assert "hunter2-secret" not in str(info.value) + str(info.value.hint)
