@@ -1,4 +1,4 @@
-"""Projects, ownership options, import-package and commits."""
+"""Projects, ownership options, repository links and fetch, import-package and commits."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ class ProjectsHandler(BaseHandler):
         doc = await self.services.projects.create(
             self.user, body.get("name"), body.get("description", ""), body.get("owner")
         )
+        if body.get("repository"):
+            doc = await self.services.projects.link_repository(doc, body["repository"])
         described = await self.services.projects.describe(doc, self.base)
         self.set_header("Location", described["url"])
         self.write_json(described, 201)
@@ -36,6 +38,24 @@ class ProjectHandler(BaseHandler):
     async def get(self, project_id: str) -> None:
         doc = await self.services.projects.get(project_id)
         self.write_json(await self.services.projects.describe(doc, self.base))
+
+    async def patch(self, project_id: str) -> None:
+        doc = await self.services.projects.get(project_id)
+        body = self.body()
+        if "repository" not in body:
+            raise InvalidInput(
+                "Nothing to change.", hint='Send {"repository": {"url": ..., "ref": ...}} or null.'
+            )
+        doc = await self.services.projects.link_repository(doc, body["repository"])
+        self.write_json(await self.services.projects.describe(doc, self.base))
+
+
+class FetchHandler(BaseHandler):
+    """Fetch the linked Git repository: ``{commits: [new commits], errors: [...]}``."""
+
+    async def post(self, project_id: str) -> None:
+        doc = await self.services.projects.get(project_id)
+        self.write_json(await self.services.projects.fetch(doc, self.base))
 
 
 class ImportPackageHandler(BaseHandler):

@@ -43,7 +43,18 @@ ROUTES: list[Route] = [
         projects.OwnershipOptionsHandler,
         get="Who may own new projects",
     ),
-    R(f"{V0}/projects/{{id}}/", projects.ProjectHandler, get="Describe a project"),
+    R(
+        f"{V0}/projects/{{id}}/",
+        projects.ProjectHandler,
+        get="Describe a project",
+        patch="Link a Git repository ({repository: {url, ref, username, password, "
+        "ssh_private_key}} or null to unlink)",
+    ),
+    R(
+        f"{V0}/projects/{{id}}/fetch/",
+        projects.FetchHandler,
+        post="Fetch the linked Git repository; answer {commits: [new], errors}",
+    ),
     R(
         f"{V0}/projects/{{id}}/import-package/",
         projects.ImportPackageHandler,

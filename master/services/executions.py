@@ -71,7 +71,7 @@ class ExecutionService:
                 raise InvalidInput(f"{key!r} is required.", hint="Send project, commit and step.")
         try:
             project = await self.projects.get(body["project"])
-            commit = await self.projects.get_commit(body["commit"], project["_id"])
+            commit = await self.projects.commit_for_execution(body["commit"], project)
         except NotFound as exc:
             raise InvalidInput(exc.message, hint=exc.hint) from None
         config = parse_config(

@@ -1,4 +1,4 @@
-"""Projects and their commits (ad-hoc code packages stored content-addressed)."""
+"""Projects and their commits: ad-hoc code packages and Git commits, stored content-addressed."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import tempfile
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from jupyter_valohai.archive import read_member
@@ -18,6 +19,7 @@ from jupyter_valohai.valohai_config import parse_config
 from ..context import Context
 from ..store import Doc, as_dt, new_id
 from .common import page
+from .git import Credentials, GitCommit, GitMirrors, SecretBox, check_url
 
 
 def code_key(sha256: str) -> str:
@@ -27,6 +29,9 @@ def code_key(sha256: str) -> str:
 class ProjectService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        git_root = os.path.join(ctx.config.data_dir, "git")
+        self.git = GitMirrors(git_root)
+        self.secrets = SecretBox(os.path.join(ctx.config.data_dir, "secrets", "repository.key"))
 
     # --- projects -------------------------------------------------------------------------------
 
@@ -81,8 +86,165 @@ class ProjectService:
             "url": url,
             "urls": {"display": f"{base}/p/{project['_id']}/"},
             "environment_variables": {},
-            "repository": None,
+            "repository": self._describe_repository(project.get("repository")),
         }
+
+    # --- Git repositories -----------------------------------------------------------------------
+
+    @staticmethod
+    def _describe_repository(repo: Doc | None) -> dict[str, Any] | None:
+        if not repo:
+            return None
+        return {
+            "url": repo["url"],
+            "ref": repo.get("ref") or "",
+            "has_credentials": bool(repo.get("credentials")),
+            "fetched_at": isoformat(as_dt(repo["fetched_at"])) if repo.get("fetched_at") else None,
+        }
+
+    async def link_repository(self, project: Doc, body: Any) -> Doc:
+        """Link (or with ``None``, unlink) a Git repository; credentials are stored encrypted."""
+        if body is None:
+            await self.ctx.store.projects.update_one(
+                {"_id": project["_id"]}, {"$unset": {"repository": ""}}
+            )
+            return await self.get(project["_id"])
+        if isinstance(body, str):
+            body = {"url": body}
+        if not isinstance(body, dict):
+            raise InvalidInput(
+                "'repository' must be an object {url, ref, ...} or a URL.",
+                hint='e.g. {"repository": {"url": "https://github.com/org/repo.git"}}',
+            )
+        url, creds = await asyncio.to_thread(check_url, body.get("url"))
+        for key in ("ref", "username", "password", "ssh_private_key"):
+            if not isinstance(body.get(key) or "", str):
+                raise InvalidInput(f"repository.{key} must be a string.")
+        creds = Credentials(
+            username=body.get("username") or creds.username,
+            password=body.get("password") or creds.password,
+            ssh_private_key=body.get("ssh_private_key") or "",
+        )
+        sealed = await asyncio.to_thread(self.secrets.seal, creds)
+        repo = {"url": url, "ref": body.get("ref") or "", "credentials": sealed}
+        await self.ctx.store.projects.update_one(
+            {"_id": project["_id"]}, {"$set": {"repository": repo}}
+        )
+        return await self.get(project["_id"])
+
+    async def fetch(self, project: Doc, base: str) -> dict[str, Any]:
+        """Fetch the linked repository; record its commits; answer ``{commits (new), errors}``."""
+        repo = project.get("repository")
+        if not repo:
+            raise InvalidInput(
+                "This project is not linked to a Git repository.",
+                hint='Link one first: PATCH /api/v0/projects/<id>/ {"repository": {"url": ...}}.',
+            )
+        creds = await asyncio.to_thread(self.secrets.open, repo.get("credentials"))
+        commits = await asyncio.to_thread(self.git.fetch, project["_id"], repo["url"], creds)
+        yaml_path = project.get("yaml_path") or "valohai.yaml"
+        new: list[dict[str, Any]] = []
+        errors: list[str] = []
+        for commit in commits:
+            doc = await self._record_git_commit(project, commit, yaml_path)
+            if doc is not None:
+                new.append(self.describe_commit(doc, base))
+                if doc.get("config_error"):
+                    errors.append(f"{commit.sha[:12]}: {doc['config_error']}")
+        await self.ctx.store.projects.update_one(
+            {"_id": project["_id"]}, {"$set": {"repository.fetched_at": utcnow()}}
+        )
+        return {"commits": new, "errors": errors}
+
+    async def _record_git_commit(
+        self, project: Doc, commit: GitCommit, yaml_path: str
+    ) -> Doc | None:
+        """Insert a commit not seen before (returned) or refresh the refs of a known one (None)."""
+        query = {"project": project["_id"], "identifier": commit.sha}
+        known = await self.ctx.store.commits.find_one_and_update(
+            query, {"$set": {"refs": commit.refs}}
+        )
+        if known:
+            return None
+        config_text, config_error = await self._read_config(project["_id"], commit.sha, yaml_path)
+        doc = {
+            "_id": new_id("c"),
+            **query,
+            "adhoc": False,
+            "refs": commit.refs,
+            "commit_time": commit.commit_time,
+            "description": commit.message,
+            "author": commit.author,
+            "yaml_path": yaml_path,
+            "config_text": config_text,
+            "config_error": config_error,
+            "code_key": None,
+        }
+        try:
+            await self.ctx.store.commits.insert_one(doc)
+        except DuplicateKeyError:  # a concurrent fetch recorded it first
+            return None
+        return doc
+
+    async def _read_config(
+        self, project_id: str, sha: str, yaml_path: str
+    ) -> tuple[str | None, str]:
+        data = await asyncio.to_thread(self.git.read_file, project_id, sha, yaml_path)
+        if data is None:
+            return None, f"no {yaml_path} in this commit"
+        try:
+            text = data.decode("utf-8")
+            parse_config(text, source=yaml_path)
+        except (UnicodeDecodeError, InvalidInput) as exc:
+            return None, str(exc)
+        return text, ""
+
+    async def commit_for_execution(self, identifier: str, project: Doc) -> Doc:
+        """Return the commit an execution runs, its code archived in the code store."""
+        try:
+            commit = await self.get_commit(identifier, project["_id"])
+        except NotFound:
+            sha = None
+            if project.get("repository") and not identifier.startswith("~"):
+                sha = await asyncio.to_thread(self.git.resolve, project["_id"], identifier)
+            if sha is None:
+                raise
+            commit = await self.get_commit(sha, project["_id"])
+        if commit.get("adhoc", True) or commit.get("code_key"):
+            return commit
+        if not commit.get("config_text"):
+            raise InvalidInput(
+                f"Commit {commit['identifier'][:12]} cannot run: "
+                f"{commit.get('config_error') or 'it has no valohai.yaml'}.",
+                hint="Commit a valid valohai.yaml, push, and fetch again.",
+            )
+        key, sha256, size = await asyncio.to_thread(
+            self._archive_git_commit, project["_id"], commit["identifier"]
+        )
+        updated = await self.ctx.store.commits.find_one_and_update(
+            {"_id": commit["_id"]},
+            {"$set": {"code_key": key, "sha256": sha256, "size": size}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return updated or {**commit, "code_key": key}
+
+    def _archive_git_commit(self, project_id: str, sha: str) -> tuple[str, str, int]:
+        """``git archive`` a commit into the code store once; return (key, sha256, size)."""
+        with tempfile.TemporaryFile() as fp:
+            self.git.archive(project_id, sha, fp)
+            size = fp.tell()
+            fp.seek(0)
+            digest = hashlib.file_digest(fp, "sha256").hexdigest()  # type: ignore[arg-type]
+            if size > self.ctx.config.max_package_bytes:
+                raise InvalidInput(
+                    f"Commit {sha[:12]} archives to more than the code package limit.",
+                    hint="Keep data out of the repository (use inputs for data).",
+                )
+            key = code_key(digest)
+            if not self.ctx.artifacts.exists(key):
+                fp.seek(0)
+                self.ctx.artifacts.put(key, fp)
+        return key, digest, size
 
     # --- commits --------------------------------------------------------------------------------
 
@@ -154,7 +316,8 @@ class ProjectService:
         if not doc:
             raise NotFound(
                 f"No commit {identifier!r} in this project.",
-                hint="Upload code with `vh exec run --adhoc` or import-package.",
+                hint="Fetch the linked repository (`vh project fetch`) or upload code with "
+                "`vh exec run --adhoc`; `vh` lists commits with GET /api/v0/commits/?project=.",
             )
         return doc  # type: ignore[no-any-return]
 
@@ -178,10 +341,12 @@ class ProjectService:
 
     @staticmethod
     def describe_commit(commit: Doc, base: str, include_config: bool = False) -> dict[str, Any]:
+        refs = commit.get("refs") or []
         out = {
             "identifier": commit["identifier"],
-            "ref": commit["identifier"],
-            "adhoc": True,
+            "ref": refs[0] if refs else commit["identifier"],
+            "refs": refs,
+            "adhoc": commit.get("adhoc", True),
             "commit_time": isoformat(as_dt(commit["commit_time"])),
             "project": commit["project"],
             "description": commit.get("description", ""),
