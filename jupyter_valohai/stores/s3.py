@@ -1,7 +1,9 @@
 """``s3://bucket/prefix`` artifact store (AWS S3 or any S3 server, e.g. seaweedfs) via boto3.
 
 Options ride in the URL's query string, never secrets: ``endpoint_url``, ``region``, ``profile``
-(a named profile of ~/.aws: the credentials reference),
+(a named profile of ~/.aws), ``credentials_env`` (a credentials reference: ``NAME`` makes the
+master read ``NAME_ACCESS_KEY_ID``, ``NAME_SECRET_ACCESS_KEY`` and the optional
+``NAME_SESSION_TOKEN`` from its environment),
 ``addressing_style``, ``expires`` (seconds a presigned URL
 lives), ``multipart_threshold`` and ``part_size`` (bytes). Credentials come from boto3's usual
 chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, the profile, an instance role).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Sequence
 from typing import Any, BinaryIO, cast
 
@@ -23,7 +26,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import InvalidInput, NotFound, ServiceUnavailable
+from ..errors import InvalidInput, NotConfigured, NotFound, ServiceUnavailable
 from .base import (
     ArtifactStore,
     DirectUpload,
@@ -41,6 +44,22 @@ MIN_PART = 5 * MiB  # S3 refuses smaller parts (except the last)
 MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
+def env_credentials(options: dict[str, str]) -> dict[str, str]:
+    """Credentials named by the ``credentials_env`` option, read from the environment."""
+    name = options.get("credentials_env")
+    if not name:
+        return {}
+    key, secret = (os.environ.get(f"{name}_{s}") for s in ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY"))
+    if not key or not secret:
+        raise NotConfigured(
+            f"credentials_env={name} names no credentials.",
+            hint=f"Export {name}_ACCESS_KEY_ID and {name}_SECRET_ACCESS_KEY for the master.",
+        )
+    found = {"aws_access_key_id": key, "aws_secret_access_key": secret}
+    token = os.environ.get(f"{name}_SESSION_TOKEN")
+    return {**found, "aws_session_token": token} if token else found
+
+
 class S3Store(ArtifactStore):
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -51,7 +70,9 @@ class S3Store(ArtifactStore):
         endpoint = options.get("endpoint_url") or None
         # Path-style by default off AWS: an S3 server on an IP has no per-bucket host names.
         style = options.get("addressing_style") or ("path" if endpoint else "auto")
-        session = boto3.session.Session(profile_name=options.get("profile") or None)
+        session = boto3.session.Session(
+            profile_name=options.get("profile") or None, **env_credentials(options)
+        )
         self.client = session.client(
             "s3",
             endpoint_url=endpoint,

@@ -10,7 +10,7 @@ from jupyter_valohai.errors import InvalidInput, NotConfigured, ServiceUnavailab
 from jupyter_valohai.services import ManagedProcess
 from jupyter_valohai.stores import open_store
 
-from .servers import AZURITE_KEY
+from .servers import AZURITE_KEY, S3_KEY, S3_SECRET
 
 
 def test_s3_wrong_secret_is_refused(s3_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,3 +68,18 @@ def test_credentials_in_a_store_url_are_refused_without_echoing_them() -> None:
     with pytest.raises(InvalidInput) as info:
         open_store("s3://AKIDEXAMPLE:hunter2-secret@bucket/prefix")
     assert "hunter2-secret" not in str(info.value) + str(info.value.hint)
+
+
+def test_s3_credentials_named_by_reference(s3_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``credentials_env=TEAM`` reads TEAM_ACCESS_KEY_ID/TEAM_SECRET_ACCESS_KEY, nothing else."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-123")
+    url = s3_url + "&credentials_env=TEAM_A"
+    with pytest.raises(NotConfigured) as info:
+        open_store(url)
+    assert "TEAM_A_SECRET_ACCESS_KEY" in str(info.value.hint)
+    monkeypatch.setenv("TEAM_A_ACCESS_KEY_ID", S3_KEY)
+    monkeypatch.setenv("TEAM_A_SECRET_ACCESS_KEY", S3_SECRET)
+    store = open_store(url)
+    store.put("a.txt", io.BytesIO(b"by reference"))
+    with store.open("a.txt") as fp:
+        assert fp.read() == b"by reference"
