@@ -20,11 +20,10 @@ import socket
 import sys
 from typing import Any
 
-from traitlets import Bool, Enum, Float, Int, Type, Unicode, default
+from traitlets import Bool, Enum, Float, Int, List, Type, Unicode, default
 from traitlets.config import Application
 
 from jupyter_valohai import __version__
-from jupyter_valohai.errors import ValohaiError
 
 from .runtimes import select_runtime
 from .runtimes.base import Runtime
@@ -96,6 +95,17 @@ class AgentApp(Application):
     log_batch_bytes = Int(64 * 1024, help="A log batch of this many bytes is sent at once.").tag(
         config=True
     )
+    allowed_input_networks = List(
+        Unicode(),
+        help="CIDRs http(s) inputs may reach although they are loopback, private, link-local or "
+        "otherwise not public (by default none: such inputs are refused).",
+    ).tag(config=True)
+    input_cache_dir = Unicode(
+        help="Directory of the input cache (default: .input-cache in the work directory)."
+    ).tag(config=True)
+    input_cache_bytes = Int(
+        10 * 1024**3, help="Size bound of the input cache; least recently used files go first."
+    ).tag(config=True)
     once = Bool(False, help="Run one execution, then exit (for tests).").tag(config=True)
     keep_work_dirs = Bool(False, help="Keep each execution's directory after it ends.").tag(
         config=True
@@ -131,6 +141,10 @@ class AgentApp(Application):
         return token
 
     def start(self) -> None:
+        from jupyter_valohai.errors import ValohaiError
+        from jupyter_valohai.netguard import NetGuard
+
+        from .cache import InputCache, InputFetcher
         from .client import AgentClient
         from .loop import AgentLoop
 
@@ -147,6 +161,13 @@ class AgentApp(Application):
         os.makedirs(self.work_dir, exist_ok=True)
         client = AgentClient(self.master_url, token)
         try:
+            guard = NetGuard.from_strings(self.allowed_input_networks)
+        except ValohaiError as exc:
+            self.log.critical("%s", exc)
+            self.exit(2)
+        cache_dir = self.input_cache_dir or os.path.join(self.work_dir, ".input-cache")
+        fetcher = InputFetcher(guard, InputCache(cache_dir, self.input_cache_bytes))
+        try:
             runtime = select_runtime(self)
         except ValohaiError as exc:
             self.log.critical("%s", exc)
@@ -162,6 +183,7 @@ class AgentApp(Application):
             log_flush_interval=self.log_flush_interval,
             log_batch_bytes=self.log_batch_bytes,
             keep_work_dirs=self.keep_work_dirs,
+            input_fetcher=fetcher,
         )
 
         def on_signal(signum: int, frame: Any) -> None:

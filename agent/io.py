@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 from jupyter_valohai.archive import safe_extract
 from jupyter_valohai.errors import InvalidInput
 
+from .cache import InputFetcher
 from .client import AgentClient
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,14 @@ def _source_url(entry: Json) -> str:
     return url
 
 
-def fetch_inputs(client: AgentClient, spec: Json, layout: Layout) -> Json:
-    """Download every input file; return the content of ``inputs.json``."""
+def fetch_inputs(
+    client: AgentClient, spec: Json, layout: Layout, fetcher: InputFetcher | None = None
+) -> Json:
+    """Download every input file; return the content of ``inputs.json``.
+
+    With a ``fetcher`` (the agent always has one), files come through the worker's input cache
+    and URLs outside the master only from addresses its guard allows (see agent/cache.py).
+    """
     config: Json = {}
     for input_name, entries in (spec.get("inputs") or {}).items():
         directory = os.path.join(layout.inputs, safe_name(str(input_name), "input"))
@@ -150,7 +157,12 @@ def fetch_inputs(client: AgentClient, spec: Json, layout: Layout) -> Json:
                 name, n = f"{base}-{n}{ext}", n + 1
             taken.add(name)
             path = os.path.join(directory, name)
-            size, sha256 = client.download(url, path)
+            if fetcher is not None:
+                got = fetcher.fetch(client, f"Input {input_name!r}: ", entry, url, path)
+                size, sha256 = got.size, got.sha256
+                log.info("Input %r %r: %d bytes transferred", input_name, name, got.transferred)
+            else:
+                size, sha256 = client.download(url, path)
             if entry.get("sha256") and entry["sha256"] != sha256:
                 raise InvalidInput(
                     f"Input {input_name!r} file {name!r} has SHA-256 {sha256}, "

@@ -21,6 +21,7 @@ from jupyter_valohai.errors import NotAuthenticated, StaleAttempt, ValohaiError
 from jupyter_valohai.models import ERROR
 
 from . import io
+from .cache import InputFetcher
 from .client import AgentClient, MasterUnreachable
 from .logs import LogShipper
 from .runtimes.base import ABANDON, SHUTDOWN, STOP_REQUESTED, Job, Result, Runtime
@@ -43,6 +44,7 @@ class AgentLoop(LoggingConfigurable):
     log_flush_interval = Float(0.05, help="Seconds a log line may wait for company.")
     log_batch_bytes = Int(64 * 1024, help="A log batch this large is sent at once.")
     keep_work_dirs = Bool(False, help="Keep each execution's directory after it ends.")
+    input_fetcher = Instance(InputFetcher, allow_none=True, help="Input cache and SSRF guard.")
     max_backoff = Float(5.0, help="Longest pause between claims while the master is down.")
 
     def __init__(self, **kwargs: Any) -> None:
@@ -155,7 +157,7 @@ class AgentLoop(LoggingConfigurable):
     def _run(self, job: Job, layout: io.Layout) -> Result:
         try:
             io.fetch_code(self.client, job.spec, layout)
-            inputs = io.fetch_inputs(self.client, job.spec, layout)
+            inputs = io.fetch_inputs(self.client, job.spec, layout, self.input_fetcher)
             io.write_config(job.spec, layout, inputs)
         except StaleAttempt:
             raise

@@ -9,7 +9,7 @@ from typing import Any
 from tornado.web import RequestHandler
 
 from .. import __doc__ as master_doc
-from . import agent, data, executions, feed, projects, users
+from . import agent, data, datums, executions, feed, projects, users
 from .base import BaseHandler, NotFoundHandler
 
 
@@ -101,6 +101,20 @@ ROUTES: list[Route] = [
     R(f"{V0}/data/", data.DataHandler, get="List datums (?output_execution=)"),
     R(f"{V0}/data/{{id}}/", data.DatumHandler, get="Describe a datum"),
     R(f"{V0}/data/{{id}}/download/", data.DatumDownloadHandler, get="Download a datum"),
+    R(
+        f"{V0}/data/{{id}}/lineage/",
+        datums.DatumLineageHandler,
+        get="The execution that made the datum, the executions that consumed it",
+    ),
+    R(
+        f"{V0}/datum-aliases/",
+        datums.DatumAliasesHandler,
+        get="List datum aliases (?project=)",
+        post="Point alias {project, name} at a datum (creates or moves it)",
+    ),
+    R(f"{V0}/datum-aliases/{{id}}/", datums.DatumAliasHandler, get="Describe a datum alias"),
+    R(f"{V0}/datasets/", datums.DatasetsHandler, get="List datasets and versions (?project=)"),
+    R(f"{V0}/datasets/{{id}}/", datums.DatasetHandler, get="Describe a dataset and its versions"),
     R(f"{AG}/claim", agent.ClaimHandler, post="Claim the next execution (long poll)"),
     R(f"{AG}/executions/{{id}}/heartbeat", agent.HeartbeatHandler, post="Renew the lease"),
     R(f"{AG}/executions/{{id}}/events", agent.AgentEventsHandler, post="Send log events"),

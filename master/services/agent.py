@@ -24,6 +24,7 @@ from jupyter_valohai.models import (
 
 from ..context import Context
 from ..store import Doc
+from .datums import DatumService
 from .lifecycle import Lifecycle
 from .progress import AGENT_STREAMS, cell_sets, check_progress, with_metadata
 
@@ -114,7 +115,7 @@ class AgentService:
     async def spec(self, doc: Doc) -> dict[str, Any]:
         project = await self.ctx.store.projects.find_one({"_id": doc["project"]}) or {}
         inputs: dict[str, list[dict[str, Any]]] = {}
-        for name, uris in doc.get("inputs", {}).items():
+        for name, uris in (doc.get("resolved_inputs") or doc.get("inputs", {})).items():
             inputs[name] = [await self._input_file(uri) for uri in uris]
         cfg = self.ctx.config
         return {
@@ -255,6 +256,8 @@ class AgentService:
         )
         if doc is None:
             raise stale(execution_id)
+        for line in await DatumService(self.ctx).make_versions(doc):  # valohai-utils datasets
+            await self.ctx.logs.status(execution_id, line)
         return {"status": doc["status"]}
 
 

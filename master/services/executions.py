@@ -27,6 +27,7 @@ from jupyter_valohai.valohai_config import (
 
 from ..context import Context
 from ..store import Doc, new_id
+from .datums import DatumService
 from .environments import EnvironmentService
 from .lifecycle import Lifecycle
 from .projects import ProjectService
@@ -80,7 +81,7 @@ class ExecutionService:
         step = get_step(config, body["step"])
         parameters = resolve_parameters(step, _typed(body, "parameters", dict, {}))
         inputs = resolve_inputs(step, _typed(body, "inputs", dict, {}))
-        await self._check_datums(inputs)
+        resolved_inputs, consumed = await self._check_datums(project["_id"], inputs)
         env_vars = resolve_environment_variables(
             step, _typed(body, "environment_variables", dict, {})
         )
@@ -111,6 +112,8 @@ class ExecutionService:
             "environment": environment["_id"],
             "parameters": parameters,
             "inputs": inputs,
+            "resolved_inputs": resolved_inputs,
+            "consumed_datums": consumed,
             "environment_variables": env_vars,
             "image": image,
             "tags": tags,
@@ -135,13 +138,12 @@ class ExecutionService:
         await self.ctx.feed.changed(project["_id"], doc["_id"])
         return doc
 
-    async def _check_datums(self, inputs: dict[str, list[str]]) -> None:
-        for name, uris in inputs.items():
-            for uri in uris:
-                if uri.startswith("datum://"):
-                    datum_id = uri[len("datum://") :]
-                    if not await self.ctx.store.datums.find_one({"_id": datum_id}, {"_id": 1}):
-                        raise InvalidInput(f"Input {name!r}: no datum {datum_id!r}.")
+    async def _check_datums(
+        self, project_id: str, inputs: dict[str, list[str]]
+    ) -> tuple[dict[str, list[str]], list[str]]:
+        """Pin ``datum://<id or alias>`` and expand ``dataset://<name>/<version>`` now, so the
+        execution reads what its creator saw; return those inputs and the consumed datum ids."""
+        return await DatumService(self.ctx).resolve_inputs(project_id, inputs)
 
     async def get(self, ref: str) -> Doc:
         """Return an execution by id, ``<project id>:<counter>`` or ``<project id>:latest``."""

@@ -24,6 +24,10 @@ class Stack:
     mongo_db: str
     redis_url: str
     master_args: list[str] = field(default_factory=list)
+    # The tests' own HTTP servers listen on loopback, which agents refuse for inputs by default.
+    agent_args: list[str] = field(
+        default_factory=lambda: ["--AgentApp.allowed_input_networks=127.0.0.0/8"]
+    )
     admin_token: str = field(default_factory=new_token)
     agent_token: str = field(default_factory=new_token)
     port: int = 0
@@ -87,6 +91,7 @@ class Stack:
             name,
             "--work-dir",
             os.path.join(self.root, name),
+            *self.agent_args,
             *extra,
         ]
         with self._log(name) as logf:

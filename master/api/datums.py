@@ -1,0 +1,121 @@
+"""Datum aliases, datasets and data lineage (see master/services/datums.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_valohai.models import isoformat
+
+from ..services.common import page, page_params
+from ..services.datums import DatumService
+from ..services.describe import Describer
+from ..store import Doc, as_dt
+from .base import BaseHandler
+
+
+class DatumsBase(BaseHandler):
+    @property
+    def datums(self) -> DatumService:
+        return DatumService(self.ctx)
+
+    async def alias(self, doc: Doc) -> dict[str, Any]:
+        datum = await self.ctx.store.datums.find_one({"_id": doc.get("datum")})
+        return {
+            "id": doc["_id"],
+            "name": doc["name"],
+            "project": doc["project"],
+            "datum": await Describer(self.ctx, self.base).datum(datum) if datum else None,
+            "url": f"datum://{doc['name']}",
+            "ctime": isoformat(as_dt(doc["ctime"])),
+            "mtime": isoformat(as_dt(doc["mtime"])),
+        }
+
+    def execution(self, doc: Doc) -> dict[str, Any]:
+        return {
+            "id": doc["_id"],
+            "counter": doc.get("counter"),
+            "status": doc.get("status"),
+            "step": doc.get("step"),
+            "project": doc.get("project"),
+            "url": f"{self.base}/api/v0/executions/{doc['_id']}/",
+        }
+
+
+class DatumAliasesHandler(DatumsBase):
+    async def get(self) -> None:
+        limit, offset = page_params(self.arg("limit"), self.arg("offset"))
+        docs, count = await self.datums.list_aliases(self.arg("project") or "", limit, offset)
+        results = [await self.alias(d) for d in docs]
+        url = self.base + "/api/v0/datum-aliases/"
+        self.write_json(page(results, count, url, self.query(), limit, offset))
+
+    async def post(self) -> None:
+        self.write_json(await self.alias(await self.datums.set_alias(self.body())), 201)
+
+
+class DatumAliasHandler(DatumsBase):
+    async def get(self, alias_id: str) -> None:
+        self.write_json(await self.alias(await self.datums.get_alias(alias_id)))
+
+
+class DatasetsHandler(DatumsBase):
+    async def get(self) -> None:
+        limit, offset = page_params(self.arg("limit"), self.arg("offset"))
+        docs, count = await self.datums.list_datasets(self.arg("project") or "", limit, offset)
+        results = [await self.dataset(d) for d in docs]
+        url = self.base + "/api/v0/datasets/"
+        self.write_json(page(results, count, url, self.query(), limit, offset))
+
+    async def dataset(self, doc: Doc) -> dict[str, Any]:
+        versions = []
+        for v in await self.datums.dataset_versions(doc["_id"]):
+            versions.append(
+                {
+                    "id": v["_id"],
+                    "name": v["name"],
+                    "uri": f"dataset://{doc['name']}/{v['name']}",
+                    "datums": list(v["datums"]),
+                    "file_count": len(v["datums"]),
+                    "output_execution": v.get("output_execution"),
+                    "ctime": isoformat(as_dt(v["ctime"])),
+                }
+            )
+        return {
+            "id": doc["_id"],
+            "name": doc["name"],
+            "project": doc["project"],
+            "versions": versions,
+            "ctime": isoformat(as_dt(doc["ctime"])),
+            "url": f"{self.base}/api/v0/datasets/{doc['_id']}/",
+        }
+
+
+class DatasetHandler(DatasetsHandler):
+    async def get(self, dataset_id: str) -> None:  # type: ignore[override]
+        self.write_json(await self.dataset(await self.datums.get_dataset(dataset_id)))
+
+
+class DatumLineageHandler(DatumsBase):
+    """Producer -> datum -> consumers, and the datums the producer itself read (one level up)."""
+
+    async def get(self, datum_id: str) -> None:
+        doc = await self.services.outputs.get_datum(datum_id)
+        store = self.ctx.store
+        producer = await store.executions.find_one({"_id": doc["output_execution"]}) or {}
+        consumers = []
+        for execution in await self.datums.consumers(datum_id):
+            inputs = [
+                name
+                for name, uris in (execution.get("resolved_inputs") or {}).items()
+                if f"datum://{datum_id}" in uris
+            ]
+            consumers.append({**self.execution(execution), "inputs": inputs})
+        upstream = list(producer.get("consumed_datums") or [])
+        self.write_json(
+            {
+                "datum": await Describer(self.ctx, self.base).datum(doc),
+                "output_execution": self.execution(producer) if producer else None,
+                "output_execution_inputs": upstream,
+                "consumers": consumers,
+            }
+        )

@@ -1,0 +1,88 @@
+"""A real local HTTP server that counts the body bytes it sends, with ETag support."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+
+@dataclass
+class FileServer:
+    """Files by path; ``redirects`` maps a path to a Location; counts what it served."""
+
+    host: str = "127.0.0.1"
+    files: dict[str, bytes] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)
+    body_bytes: int = 0
+    requests: list[str] = field(default_factory=list)
+    server: http.server.ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://{self.host}:{self.server.server_address[1]}"
+
+    def start(self) -> FileServer:
+        state = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                state.requests.append(self.path)
+                if self.path in state.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", state.redirects[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                data = state.files.get(self.path)
+                if data is None:
+                    self.send_error(404)
+                    return
+                etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("ETag", etag)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                state.body_bytes += len(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((self.host, 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@pytest.fixture
+def file_server() -> Iterator[FileServer]:
+    server = FileServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def other_loopback_server() -> Iterator[FileServer]:
+    """A second server on another loopback address (127.0.0.2), for redirect targets."""
+    server = FileServer(host="127.0.0.2").start()
+    try:
+        yield server
+    finally:
+        server.stop()
