@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, BinaryIO, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -242,7 +242,7 @@ class GitMirrors:
             raise InvalidInput(f"{sha!r} is not a full commit sha.")
         repo = self._repo(project_id)
         with self._lock(project_id), gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as gz:
-            repo.archive(gz, treeish=sha, format="tar")
+            repo.archive(cast(BinaryIO, gz), treeish=sha, format="tar")
 
 
 class SecretBox:

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import http.server
 import io
+import ipaddress
+import ssl
 import tarfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from git import Actor, Repo
 from mastertest import VALOHAI_YAML, MasterClient
 
@@ -262,3 +273,113 @@ async def test_commit_with_symlink_out_is_refused_when_unpacked(
     with pytest.raises(UnsafeArchive):
         safe_extract(str(archive), str(tmp_path / "out" / "dest"))
     assert not (tmp_path / "out" / "dest" / "escape").exists()
+
+
+def self_signed(tmp_path: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key (PEM files); git trusts it via GIT_SSL_CAINFO."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+@pytest.fixture
+def https_repo(
+    tmp_path: Path, git_repo: tuple[Repo, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, list[str]]]:
+    """The test repository served over real TLS (Git's dumb HTTP protocol) behind Basic auth."""
+    repo, shas = git_repo
+    www = tmp_path / "www"
+    served = Repo.clone_from(str(repo.working_tree_dir), www / "repo.git", bare=True)
+    served.git.update_server_info()
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("GIT_SSL_CAINFO", cert)
+    expected = "Basic " + base64.b64encode(b"robot:right-token").decode()
+    seen: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            super().__init__(*args, directory=str(www), **kw)
+
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization", ""))
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            super().do_GET()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/repo.git", shas
+        assert expected in seen  # the stored credentials reached the server as a header
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_https_repository_with_stored_credentials(
+    master: MasterClient, https_repo: tuple[str, list[str]]
+) -> None:
+    url, (first, second) = https_repo
+    project = await master.create_project("over-https")
+    resp = await master.api(
+        "PATCH",
+        f"/api/v0/projects/{project['id']}/",
+        json={"repository": {"url": url, "username": "robot", "password": "wrong-token"}},
+    )
+    assert resp.status_code == 200 and "wrong-token" not in resp.text
+    refused = await master.api("POST", f"/api/v0/projects/{project['id']}/fetch/")
+    assert refused.status_code == 400, refused.text
+    assert "Fetching" in refused.json()["message"] and "credentials" in refused.json()["hint"]
+    assert "wrong-token" not in refused.text
+    # Credentials in the URL are taken out of it and used the same way.
+    url_with_secret = url.replace("https://", "https://robot:right-token@")
+    await linked_project_update(master, project["id"], url_with_secret)
+    fetched = await fetch(master, project["id"])
+    assert [c["identifier"] for c in fetched["commits"]] == [second, first]
+    assert "right-token" not in repr(fetched)
+    execution = await master.submit(project["id"], first)
+    assert execution["commit"]["identifier"] == first
+
+
+async def linked_project_update(master: MasterClient, project_id: str, url: str) -> None:
+    resp = await master.api(
+        "PATCH", f"/api/v0/projects/{project_id}/", json={"repository": {"url": url}}
+    )
+    assert resp.status_code == 200, resp.text
+    assert "right-token" not in resp.text and resp.json()["repository"]["has_credentials"]
