@@ -1,12 +1,13 @@
 """``s3://bucket/prefix`` artifact store (AWS S3 or any S3 server, e.g. seaweedfs) via boto3.
 
-Options ride in the URL's query string, never secrets: ``endpoint_url``, ``region``, ``profile``
-(a named profile of ~/.aws), ``credentials_env`` (a credentials reference: ``NAME`` makes the
-master read ``NAME_ACCESS_KEY_ID``, ``NAME_SECRET_ACCESS_KEY`` and the optional
-``NAME_SESSION_TOKEN`` from its environment),
-``addressing_style``, ``expires`` (seconds a presigned URL
-lives), ``multipart_threshold`` and ``part_size`` (bytes). Credentials come from boto3's usual
-chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, the profile, an instance role).
+Options ride in the URL's query string, never secrets: ``endpoint_url``, ``public_endpoint_url``
+(the endpoint presigned URLs name, when agents and clients reach S3 by another address than the
+master), ``region``, ``addressing_style``, ``profile`` (a named profile of ~/.aws),
+``credentials_env`` (a credentials reference: ``NAME`` makes the master read
+``NAME_ACCESS_KEY_ID``, ``NAME_SECRET_ACCESS_KEY`` and the optional ``NAME_SESSION_TOKEN`` from
+its environment), ``expires`` (seconds a presigned URL lives), ``multipart_threshold`` and
+``part_size`` (bytes). Without a reference, credentials come from boto3's usual chain
+(``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, the profile, an instance role).
 
 Direct uploads: an object up to ``multipart_threshold`` (default 64 MiB) gets one presigned PUT;
 a larger one a multipart upload whose parts (``part_size``, default 16 MiB, grown so there are at
@@ -73,15 +74,17 @@ class S3Store(ArtifactStore):
         session = boto3.session.Session(
             profile_name=options.get("profile") or None, **env_credentials(options)
         )
-        self.client = session.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name=options.get("region") or "us-east-1",
-            config=Config(
-                signature_version="s3v4",
-                s3={"addressing_style": style},
-                retries={"max_attempts": 3},
-            ),
+        config = Config(
+            signature_version="s3v4", s3={"addressing_style": style}, retries={"max_attempts": 3}
+        )
+        region = options.get("region") or "us-east-1"
+        self.client = session.client("s3", endpoint_url=endpoint, region_name=region, config=config)
+        # SigV4 signs the host: URLs for others are signed for the address they will use.
+        public = options.get("public_endpoint_url")
+        self.signer = (
+            session.client("s3", endpoint_url=public, region_name=region, config=config)
+            if public
+            else self.client
         )
         self.transfer = TransferConfig(
             multipart_threshold=self.threshold, multipart_chunksize=self.part_size
@@ -147,7 +150,7 @@ class S3Store(ArtifactStore):
 
     def _sign(self, method: str, params: dict[str, Any]) -> str:
         return str(
-            self.client.generate_presigned_url(
+            self.signer.generate_presigned_url(
                 method, Params={"Bucket": self.bucket, **params}, ExpiresIn=self.expires
             )
         )

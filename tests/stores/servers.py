@@ -22,6 +22,7 @@ AZURITE_KEY = (  # Azurite's published, well-known development account key (not 
 )
 AZURITE_PREFIX = os.path.expanduser("~/.cache/jupyter-valohai/azurite")
 # scripts/test installs it: npm install --prefix ~/.cache/jupyter-valohai/azurite azurite@3
+# (azurite-blob is looked for in $AZURITE_BLOB, then that prefix, then PATH).
 
 
 def _bin(name: str, *extra_dirs: str) -> str:
@@ -110,7 +111,8 @@ def start_azurite(data_dir: str) -> ManagedProcess:
     os.makedirs(data_dir, exist_ok=True)
     port = free_port()
     argv = [
-        _bin("azurite-blob", os.path.join(AZURITE_PREFIX, "node_modules", ".bin")),
+        os.environ.get("AZURITE_BLOB")
+        or _bin("azurite-blob", os.path.join(AZURITE_PREFIX, "node_modules", ".bin")),
         "--blobHost",
         "127.0.0.1",
         "--blobPort",

@@ -125,3 +125,19 @@ def test_gcs_streams_through_the_master(gcs_url: str) -> None:
     store = open_store(gcs_url)
     assert store.direct_upload("a.bin", 10) is None
     assert store.download_url("a.bin", "a.bin") is None
+
+
+def test_s3_presigns_for_the_public_endpoint(s3_url: str) -> None:
+    """The master reaches S3 on 127.0.0.1; agents and clients by another name (here localhost)."""
+    from jupyter_valohai.stores import open_store
+
+    public = s3_url.split("endpoint_url=")[1].split("&")[0].replace("127.0.0.1", "localhost")
+    store = open_store(f"{s3_url}&public_endpoint_url={public}")
+    target = store.direct_upload("p.txt", 5)
+    assert target is not None and target.url.startswith(public + "/")
+    assert requests.put(target.url, data=b"hello").status_code == 200
+    url = store.download_url("p.txt", "p.txt")
+    assert url is not None and url.startswith(public + "/")
+    assert requests.get(url).content == b"hello"
+    with store.open("p.txt") as fp:  # the master itself still uses endpoint_url
+        assert fp.read() == b"hello"
