@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import getpass
 import http.server
 import io
 import ipaddress
+import os
+import shutil
 import ssl
+import subprocess
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -24,7 +28,7 @@ from mastertest import VALOHAI_YAML, MasterClient
 
 from jupyter_valohai.archive import safe_extract
 from jupyter_valohai.errors import UnsafeArchive
-from jupyter_valohai.services import free_port
+from jupyter_valohai.services import free_port, wait_for_port
 
 ME = Actor("Test Person", "test@example.com")
 
@@ -383,3 +387,78 @@ async def linked_project_update(master: MasterClient, project_id: str, url: str)
     )
     assert resp.status_code == 200, resp.text
     assert "right-token" not in resp.text and resp.json()["repository"]["has_credentials"]
+
+
+def keypair(path: Path) -> str:
+    """Make an ed25519 key pair with ssh-keygen; return the private key's text."""
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
+    return path.read_text()
+
+
+@pytest.fixture
+def ssh_repo(tmp_path: Path, git_repo: tuple[Repo, list[str]]) -> Iterator[dict[str, Any]]:
+    """A real OpenSSH server (Debian's openssh-server) serving the test repository by key only."""
+    repo, shas = git_repo
+    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
+    assert os.path.exists(sshd_bin), "openssh-server is needed: apt-get install -y openssh-server"
+    keys = tmp_path / "ssh"
+    keys.mkdir()
+    keypair(keys / "host")
+    client = keypair(keys / "client")
+    (keys / "authorized_keys").write_text((keys / "client.pub").read_text())
+    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
+    port = free_port()
+    (keys / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keys / 'host'}\n"
+        f"AuthorizedKeysFile {keys / 'authorized_keys'}\nPidFile {keys / 'sshd.pid'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "StrictModes no\nPermitRootLogin prohibit-password\n"
+    )
+    with open(keys / "sshd.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sshd_bin, "-D", "-e", "-f", str(keys / "sshd_config")],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        wait_for_port("127.0.0.1", port, 20, proc)
+        user = getpass.getuser()
+        yield {
+            "url": f"ssh://{user}@127.0.0.1:{port}{repo.working_tree_dir}",
+            "key": client,
+            "other_key": keypair(keys / "stranger"),
+            "shas": shas,
+        }
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_ssh_repository_with_a_stored_key(
+    master: MasterClient, ssh_repo: dict[str, Any], master_config: Any
+) -> None:
+    project = await master.create_project("over-ssh")
+    body = {"url": ssh_repo["url"], "ssh_private_key": ssh_repo["other_key"]}
+    resp = await master.api(
+        "PATCH", f"/api/v0/projects/{project['id']}/", json={"repository": body}
+    )
+    assert resp.status_code == 200 and "PRIVATE KEY" not in resp.text
+    refused = await master.api("POST", f"/api/v0/projects/{project['id']}/fetch/")
+    assert refused.status_code == 400, refused.text
+    assert "Fetching" in refused.json()["message"] and "PRIVATE KEY" not in refused.text
+    body["ssh_private_key"] = ssh_repo["key"]
+    resp = await master.api(
+        "PATCH", f"/api/v0/projects/{project['id']}/", json={"repository": body}
+    )
+    assert resp.json()["repository"]["has_credentials"] is True
+    fetched = await fetch(master, project["id"])
+    assert [c["identifier"] for c in fetched["commits"]] == list(reversed(ssh_repo["shas"]))
+    # The key lived in a file only during the fetch.
+    git_dir = Path(master_config.data_dir) / "git"
+    assert not list(git_dir.glob(".key-*"))
+    doc = await master.master.ctx.store.projects.find_one({"_id": project["id"]})
+    assert doc is not None and "PRIVATE KEY" not in repr(doc)
