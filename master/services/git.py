@@ -16,6 +16,7 @@ import gzip
 import json
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import threading
@@ -39,6 +40,9 @@ URL_HINT = (
 SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!//)\S+$")
 SHA = re.compile(r"^[0-9a-f]{40}$")
 MAX_COMMITS_PER_REF = 1000
+FETCH_TIMEOUT = 600.0  # seconds; a remote that hangs must not hold a worker thread forever
+REF_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+HEX_PREFIX = re.compile(r"^[0-9a-f]{4,40}$")
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,11 @@ def check_url(url: object) -> tuple[str, Credentials]:
         return url, Credentials()
     if scheme in ("https", "ssh") and parts.hostname:
         creds = Credentials()
+        if parts.password is not None and scheme == "ssh":
+            raise InvalidInput(
+                "ssh URLs may not hold a password.",
+                hint="Link the repository with an ssh_private_key (a deploy key) instead.",
+            )
         if parts.password is not None and scheme == "https":
             creds = Credentials(username=parts.username or "", password=parts.password)
             netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
@@ -170,7 +179,7 @@ class GitMirrors:
                 with os.fdopen(fd, "w") as fp:
                     fp.write(creds.ssh_private_key.strip() + "\n")
                 ssh += ["-o", "IdentitiesOnly=yes", "-i", keyfile]
-            env["GIT_SSH_COMMAND"] = " ".join(ssh)
+            env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(arg) for arg in ssh)
             yield env
         finally:
             if keydir:
@@ -191,6 +200,7 @@ class GitMirrors:
                         url,
                         "+refs/heads/*:refs/heads/*",
                         "+refs/tags/*:refs/tags/*",
+                        kill_after_timeout=FETCH_TIMEOUT,
                     )
                 except GitCommandError as exc:
                     raise _safe_error(exc, url) from None
@@ -216,14 +226,23 @@ class GitMirrors:
         return sorted(found.values(), key=lambda c: c.commit_time, reverse=True)
 
     def resolve(self, project_id: str, rev: str) -> str | None:
-        """Return the full sha a branch, tag or abbreviated sha names in the mirror, if any."""
-        if not os.path.isdir(self.path(project_id)) or rev.startswith("-"):
+        """Return the full sha a branch, tag or abbreviated sha names in the mirror, if any.
+
+        Only plain names and hex prefixes are looked up: no rev-parse expressions.
+        """
+        if not os.path.isdir(self.path(project_id)):
             return None
         repo = self._repo(project_id)
-        try:
-            return str(repo.commit(rev).hexsha)
-        except (BadName, ValueError, GitCommandError):
-            return None
+        if REF_NAME.match(rev) and ".." not in rev:
+            for refs in (repo.heads, repo.tags):
+                if rev in refs:
+                    return str(refs[rev].commit.hexsha)
+        if HEX_PREFIX.match(rev):
+            try:
+                return str(repo.commit(rev).hexsha)
+            except (BadName, ValueError, GitCommandError):
+                return None
+        return None
 
     def read_file(self, project_id: str, sha: str, path: str) -> bytes | None:
         """Return the bytes of ``path`` at commit ``sha``, or None if it has no such file."""

@@ -184,6 +184,7 @@ async def test_commit_without_valohai_yaml(master: MasterClient, tmp_path: Path)
         ("ftp://example.com/repo.git", "refused"),
         ("http://example.com/repo.git", "refused"),
         ("--upload-pack=touch /tmp/pwned", "not a repository URL"),
+        ("ssh://git:hunter2@example.com/repo.git", "may not hold a password"),
         ("", "needs a URL"),
     ],
 )
@@ -208,7 +209,7 @@ async def test_unknown_commit_and_unlinked_fetch(
     assert resp.status_code == 400 and "not linked" in resp.json()["message"]
     project = await linked_project(master, str(repo.working_tree_dir))
     await fetch(master, project["id"])
-    for bad in ("0" * 40, "no-such-branch", "--all"):
+    for bad in ("0" * 40, "no-such-branch", "--all", "@{-1}", "main~1", "main:train.py"):
         resp = await master.api(
             "POST",
             "/api/v0/executions/",
