@@ -103,12 +103,7 @@ class DatumLineageHandler(DatumsBase):
         store = self.ctx.store
         producer = await store.executions.find_one({"_id": doc["output_execution"]}) or {}
         consumers = []
-        for execution in await self.datums.consumers(datum_id):
-            inputs = [
-                name
-                for name, uris in (execution.get("resolved_inputs") or {}).items()
-                if f"datum://{datum_id}" in uris
-            ]
+        for execution, inputs in await self.datums.consumers(datum_id):
             consumers.append({**self.execution(execution), "inputs": inputs})
         upstream = list(producer.get("consumed_datums") or [])
         self.write_json(

@@ -239,7 +239,10 @@ class AgentService:
     ) -> dict[str, Any]:
         if status not in AGENT_FINAL_STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(sorted(AGENT_FINAL_STATUSES))}.")
-        await self.fenced(env, execution_id, attempt)
+        execution = await self.fenced(env, execution_id, attempt)
+        # Outputs are registered by now: make the dataset versions they ask for (valohai-utils).
+        for line in await DatumService(self.ctx).make_versions(execution):
+            await self.ctx.logs.status(execution_id, line)
         text = f"Execution {status}"
         if exit_code is not None:
             text += f" (exit code {exit_code})"
@@ -256,8 +259,6 @@ class AgentService:
         )
         if doc is None:
             raise stale(execution_id)
-        for line in await DatumService(self.ctx).make_versions(doc):  # valohai-utils datasets
-            await self.ctx.logs.status(execution_id, line)
         return {"status": doc["status"]}
 
 

@@ -63,6 +63,8 @@ class DatumService:
         self.aliases = db["datum_aliases"]
         self.datasets = db["datasets"]
         self.versions = db["dataset_versions"]
+        # One document per (execution, input, datum): array queries are not portable to nx-27017.
+        self.consumptions = db["datum_consumptions"]
 
     async def setup(self) -> None:
         """Create this service's indexes once per process and database."""
@@ -71,7 +73,7 @@ class DatumService:
         await self.aliases.create_index([("project", ASCENDING), ("name", ASCENDING)], unique=True)
         await self.datasets.create_index([("project", ASCENDING), ("name", ASCENDING)], unique=True)
         await self.versions.create_index([("dataset", ASCENDING), ("name", ASCENDING)], unique=True)
-        await self.executions.create_index([("consumed_datums", ASCENDING)])
+        await self.consumptions.create_index([("datum", ASCENDING)])
         _INDEXED.add(id(self.ctx.store.db))
 
     # --- inputs --------------------------------------------------------------------------------
@@ -240,9 +242,35 @@ class DatumService:
 
     # --- lineage -------------------------------------------------------------------------------
 
-    async def consumers(self, datum_id: str) -> list[Doc]:
-        cursor = self.executions.find(
-            {"consumed_datums": datum_id},
-            {"_id": 1, "counter": 1, "status": 1, "project": 1, "step": 1, "resolved_inputs": 1},
-        ).sort("ctime", 1)
-        return [d async for d in cursor]
+    async def record_consumption(self, execution: Doc) -> None:
+        """Remember which datums the (just created) execution reads, through which inputs."""
+        await self.setup()
+        docs = [
+            {
+                "_id": new_id("dc"),
+                "datum": uri[len("datum://") :],
+                "execution": execution["_id"],
+                "input": name,
+                "project": execution["project"],
+                "ctime": execution["ctime"],
+            }
+            for name, uris in (execution.get("resolved_inputs") or {}).items()
+            for uri in uris
+            if uri.startswith("datum://")
+        ]
+        if docs:
+            await self.consumptions.insert_many(docs)
+
+    async def consumers(self, datum_id: str) -> list[tuple[Doc, list[str]]]:
+        """The executions that read ``datum_id`` (oldest first), each with its input names."""
+        inputs: dict[str, list[str]] = {}
+        async for c in self.consumptions.find({"datum": datum_id}).sort("ctime", 1):
+            names = inputs.setdefault(c["execution"], [])
+            if c["input"] not in names:
+                names.append(c["input"])
+        out = []
+        for execution_id, names in inputs.items():
+            execution = await self.executions.find_one({"_id": execution_id})
+            if execution:
+                out.append((execution, names))
+        return out

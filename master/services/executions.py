@@ -132,6 +132,7 @@ class ExecutionService:
             "runtime_config": body.get("runtime_config") or {},
         }
         await self.ctx.store.executions.insert_one(doc)
+        await DatumService(self.ctx).record_consumption(doc)
         await self.ctx.logs.status(doc["_id"], "Execution created")
         await self.ctx.logs.status(doc["_id"], f"Execution queued in {environment['name']}")
         await self.lifecycle.enqueue(doc)

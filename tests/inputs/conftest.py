@@ -31,7 +31,7 @@ class FileServer:
         state = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 state.requests.append(self.path)
                 if self.path in state.redirects:
                     self.send_response(302)

@@ -115,6 +115,6 @@ def test_a_tampered_cache_object_is_not_served(tmp_path, file_server, client) ->
 def test_the_guard_applies_to_third_party_urls(tmp_path, file_server, client) -> None:
     file_server.files["/a"] = b"x"
     f = InputFetcher(NetGuard(), InputCache(str(tmp_path / "cache"), 1000))
-    with pytest.raises(ForbiddenAddress, match="Input 'x': .* loopback address"):
+    with pytest.raises(ForbiddenAddress, match=r"Input 'x': .* loopback address"):
         f.fetch(client, "Input 'x': ", {}, file_server.url + "/a", str(tmp_path / "a"))
     assert file_server.requests == []
