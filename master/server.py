@@ -119,6 +119,7 @@ async def create_master(config: MasterConfig) -> Master:
     redis = aioredis.Redis.from_url(config.redis_url)
     notifier = Notifier(redis)
     artifacts = open_store(config.resolved_store_url())
+    await asyncio.to_thread(artifacts.check)  # a missing bucket fails here, not at first upload
     ctx = Context(
         config=config,
         store=Store(config.mongo_url, config.mongo_db),

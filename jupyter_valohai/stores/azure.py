@@ -88,6 +88,21 @@ class AzureBlobStore(ArtifactStore):
             ) from None
         self.client = self.service.get_container_client(self.container)
 
+    def check(self) -> None:
+        try:
+            exists = self.client.exists()
+        except AzureError as exc:
+            code = getattr(exc, "error_code", None) or exc.__class__.__name__
+            raise NotConfigured(
+                f"Azure refused the master access to container {self.container!r} ({code}).",
+                hint="Check the connection string's account and key.",
+            ) from None
+        if not exists:
+            raise NotConfigured(
+                f"Azure container {self.container!r} does not exist.",
+                hint="Create the container first.",
+            )
+
     def _key(self, key: str) -> str:
         key = check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key

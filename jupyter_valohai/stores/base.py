@@ -145,6 +145,10 @@ class ArtifactStore(ABC):
         """Return the URI that names the object (shown in the API as a datum's ``uri``)."""
         return f"{self.url.split('?', 1)[0].rstrip('/')}/{check_key(key)}"
 
+    def check(self) -> None:
+        """Raise :class:`NotConfigured` unless the store answers and its bucket exists."""
+        return None
+
     # --- direct transfer (optional: stores that cannot sign URLs stream through the master) ----
 
     def direct_upload(self, key: str, size: int) -> DirectUpload | None:

@@ -44,6 +44,17 @@ class GCSStore(ArtifactStore):
             ) from None
         self.bucket = client.bucket(self.bucket_name)
 
+    def check(self) -> None:
+        try:
+            exists = self.bucket.exists()
+        except GoogleAPIError as exc:
+            raise self._fail(exc, "") from None
+        if not exists:
+            raise NotConfigured(
+                f"GCS bucket {self.bucket_name!r} does not exist.",
+                hint="Create the bucket first.",
+            )
+
     def _blob(self, key: str) -> storage.Blob:
         key = check_key(key)
         return self.bucket.blob(f"{self.prefix}/{key}" if self.prefix else key, chunk_size=8 * MiB)

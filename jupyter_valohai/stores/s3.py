@@ -90,6 +90,22 @@ class S3Store(ArtifactStore):
             multipart_threshold=self.threshold, multipart_chunksize=self.part_size
         )
 
+    def check(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            missing = code in ("404", "NoSuchBucket")
+            raise NotConfigured(
+                f"S3 bucket {self.bucket!r} at {self.client.meta.endpoint_url} "
+                + ("does not exist." if missing else f"refused the master ({code or 'error'})."),
+                hint="Create the bucket first."
+                if missing
+                else "Check the master's S3 credentials and their access to the bucket.",
+            ) from None
+        except BotoCoreError as exc:
+            raise self._fail(exc, "") from None
+
     def _key(self, key: str) -> str:
         key = check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key

@@ -41,6 +41,17 @@ def test_azure_wrong_key_is_refused(
     assert wrong not in str(info.value)
 
 
+@pytest.mark.parametrize("url_fixture", ["s3_url", "azure_url", "gcs_url"])
+def test_check_finds_a_missing_bucket(request: pytest.FixtureRequest, url_fixture: str) -> None:
+    url = request.getfixturevalue(url_fixture)
+    open_store(url).check()  # the fixture made the bucket
+    bucket = url.split("://", 1)[1].split("/", 1)[0]
+    with pytest.raises(NotConfigured) as info:
+        open_store(url.replace(bucket, "vh-no-such-bucket", 1)).check()
+    assert "does not exist" in str(info.value)
+    assert "Create" in str(info.value.hint)
+
+
 def test_azure_without_connection_string(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
     with pytest.raises(NotConfigured) as info:

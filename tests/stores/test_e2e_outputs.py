@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 import pymongo
 import pytest
 
+from jupyter_valohai.errors import ServiceUnavailable
 from jupyter_valohai.stores import open_store
 from tests.e2e.stack import Stack
 
@@ -109,3 +110,19 @@ def test_outputs_land_in_the_store_and_download_byte_equal(
     logs = stack.logs()
     for secret in (os.environ.get("AWS_SECRET_ACCESS_KEY"), "AccountKey="):
         assert not secret or secret not in logs
+
+
+def test_master_refuses_to_start_on_a_missing_bucket(
+    tmp_path, mongo_url: str, mongo_db_name: str, redis_url: str, s3_url: str
+) -> None:
+    bucket = s3_url.split("://", 1)[1].split("/", 1)[0]
+    url = s3_url.replace(bucket, "vh-no-such-bucket", 1)
+    s = Stack(str(tmp_path), mongo_url, mongo_db_name, redis_url, master_args=["--store-url", url])
+    try:
+        with pytest.raises(ServiceUnavailable):
+            s.start_master()
+    finally:
+        s.stop()
+    logs = s.logs()
+    assert "S3 bucket 'vh-no-such-bucket'" in logs and "does not exist" in logs
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] not in logs
