@@ -62,7 +62,7 @@ class Describer:
             "commit": {
                 "identifier": doc["commit"],
                 "ref": doc["commit"],
-                "adhoc": True,
+                "adhoc": str(doc["commit"]).startswith("~"),
                 "url": f"{self.base}/api/v0/commits/{doc['commit']}/?project={doc['project']}",
             },
             "environment": {
