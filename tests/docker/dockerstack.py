@@ -1,10 +1,15 @@
-"""A master whose agents run executions in Docker, and the containers of one execution."""
+"""Helpers of the Docker tests: a master with Docker agents, a job without one, containers."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from pathlib import Path
 
 import docker
+
+from agent.runtimes.base import Job
 from agent.runtimes.docker import LABEL_EXECUTION
 from tests.e2e.stack import Stack
 
@@ -22,3 +27,32 @@ class DockerStack(Stack):
 def containers_of(client: docker.DockerClient, execution_id: str) -> list:
     """Every container (running or not) of one execution."""
     return client.containers.list(all=True, filters={"label": f"{LABEL_EXECUTION}={execution_id}"})
+
+
+class Lines:
+    """What a runtime emitted, by stream (thread-safe enough for appends)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def __call__(self, stream: str, message: str) -> None:
+        self.events.append((stream, message))
+
+    def of(self, stream: str) -> list[str]:
+        return [m for s, m in self.events if s == stream]
+
+
+def make_job(tmp_path: Path, spec: dict, lines: Lines) -> Job:
+    root = tmp_path / "execution"
+    for name in ("repository", "inputs", "outputs", "config"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+    (root / "config" / "parameters.json").write_text(json.dumps(spec.get("parameters", {})))
+    return Job(
+        spec={"id": f"e-direct-{time.monotonic_ns()}", "attempt": 1, **spec},
+        repository=str(root / "repository"),
+        inputs=str(root / "inputs"),
+        outputs=str(root / "outputs"),
+        config=str(root / "config"),
+        env={},
+        emit=lines,
+    )

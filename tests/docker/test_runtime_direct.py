@@ -10,39 +10,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from agent.runtimes.base import Job
 from agent.runtimes.docker import LABEL_OWNER, DockerRuntime
+from tests.docker.dockerstack import Lines, make_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-
-class Lines:
-    """What a runtime emitted, by stream (thread-safe enough for appends)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
-
-    def __call__(self, stream: str, message: str) -> None:
-        self.events.append((stream, message))
-
-    def of(self, stream: str) -> list[str]:
-        return [m for s, m in self.events if s == stream]
-
-
-def _job(tmp_path: Path, spec: dict, lines: Lines) -> Job:
-    root = tmp_path / "execution"
-    for name in ("repository", "inputs", "outputs", "config"):
-        (root / name).mkdir(parents=True, exist_ok=True)
-    (root / "config" / "parameters.json").write_text(json.dumps(spec.get("parameters", {})))
-    return Job(
-        spec={"id": f"e-direct-{time.monotonic_ns()}", "attempt": 1, **spec},
-        repository=str(root / "repository"),
-        inputs=str(root / "inputs"),
-        outputs=str(root / "outputs"),
-        config=str(root / "config"),
-        env={},
-        emit=lines,
-    )
 
 
 @pytest.fixture
@@ -58,7 +29,7 @@ def test_streams_environment_and_exit_code(
     tmp_path, runtime: DockerRuntime, dockerd: docker.DockerClient, test_image: str
 ) -> None:
     lines = Lines()
-    job = _job(
+    job = make_job(
         tmp_path,
         {
             "image": test_image,
@@ -90,7 +61,7 @@ def test_failing_cell_fails_the_notebook_and_keeps_the_executed_copy(
     import nbformat
 
     lines = Lines()
-    job = _job(
+    job = make_job(
         tmp_path, {"image": test_image, "kind": "notebook", "notebook": "nb/bad.ipynb"}, lines
     )
     nb = nbformat.v4.new_notebook()
@@ -110,7 +81,7 @@ def test_cpu_and_memory_limits_from_the_environment(
     tmp_path, runtime: DockerRuntime, dockerd: docker.DockerClient, test_image: str
 ) -> None:
     lines = Lines()
-    job = _job(
+    job = make_job(
         tmp_path,
         {
             "image": test_image,
@@ -142,7 +113,7 @@ def test_cpu_and_memory_limits_from_the_environment(
 
 def test_out_of_memory_is_said(tmp_path, runtime: DockerRuntime, test_image: str) -> None:
     lines = Lines()
-    job = _job(
+    job = make_job(
         tmp_path,
         {
             "image": test_image,
@@ -158,14 +129,14 @@ def test_out_of_memory_is_said(tmp_path, runtime: DockerRuntime, test_image: str
 
 def test_no_image_and_image_never_pulled(tmp_path, runtime: DockerRuntime) -> None:
     lines = Lines()
-    result = runtime.process(_job(tmp_path, {"commands": ["true"]}, lines))
+    result = runtime.process(make_job(tmp_path, {"commands": ["true"]}, lines))
     assert result.status == "error"
     assert "names no Docker image" in result.message and "hint" in result.message
     assert lines.of("status") == ["The execution names no Docker image."]
 
     runtime.pull = "never"
     lines = Lines()
-    job = _job(tmp_path, {"image": "jupyter-valohai-test:absent", "commands": ["true"]}, lines)
+    job = make_job(tmp_path, {"image": "jupyter-valohai-test:absent", "commands": ["true"]}, lines)
     result = runtime.process(job)
     assert result.status == "error"
     assert lines.of("status") == [
