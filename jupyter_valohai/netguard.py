@@ -111,14 +111,24 @@ class NetGuard:
         """GET ``url`` streamed, checking the address of the first request and of every redirect
         hop; connect to the checked address. Return the final response (caller closes it)."""
         for _ in range(MAX_REDIRECTS + 1):
-            addresses = self.check(url, label)
-            resp = _pinned_get(session, url, addresses[0], **kw)
+            resp = self._get_any(session, url, self.check(url, label), **kw)
             if not resp.is_redirect:
                 return resp
             location = resp.headers.get("Location", "")
             resp.close()
             url = urljoin(url, location)
         raise InvalidInput(f"{label}more than {MAX_REDIRECTS} redirects.")
+
+    def _get_any(self, session: requests.Session, url: str, addresses: list[str], **kw: Any) -> Any:
+        """Try each checked address in turn, as a client does when one does not answer."""
+        error: requests.ConnectionError | None = None
+        for address in dict.fromkeys(addresses):
+            try:
+                return _pinned_get(session, url, address, **kw)
+            except requests.ConnectionError as exc:
+                error = exc
+        assert error is not None
+        raise error
 
 
 def url_for_message(url: str) -> str:
