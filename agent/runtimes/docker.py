@@ -56,6 +56,7 @@ NBRUN = "/opt/jupyter-valohai/nbrun.py"
 NOBODY = "65534:65534"
 POLL = 0.1
 PULL_REPORT_SECONDS = 2.0
+NOTEBOOK_NEEDS = "notebook steps need an image with python3 and papermill."
 
 
 class ImageUnavailable(ValohaiError):
@@ -250,6 +251,9 @@ class DockerRuntime(Runtime):
                 repository, tag or "latest", stream=True, decode=True, auth_config=auth
             )
             for message in stream:
+                if job.stop.is_set():  # the run is over before it began
+                    stream.close()
+                    return
                 if message.get("error"):
                     raise ImageUnavailable(
                         f"Could not pull Docker image {image!r}: {message['error']}",
@@ -366,7 +370,11 @@ class DockerRuntime(Runtime):
         container = self.client.containers.create(**config)
         readers: list[threading.Thread] = []
         try:
-            container.start()
+            try:
+                container.start()
+            except docker.errors.APIError as exc:  # e.g. the image has no such program
+                job.emit("status", f"The container could not start {argv[0]}: {exc.explanation}")
+                return 127
             for stream in ("stdout", "stderr"):
                 chunks = self.client.api.logs(
                     container.id,
@@ -385,6 +393,8 @@ class DockerRuntime(Runtime):
             for reader in readers:
                 reader.join(10)
             self._report_oom(job, container)
+            if role == "notebook" and code == 127:
+                job.emit("status", f"Image {config['image']} has no python3: {NOTEBOOK_NEEDS}")
             return code
         finally:
             try:

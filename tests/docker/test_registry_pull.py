@@ -145,3 +145,22 @@ def test_pull_without_good_credentials_is_a_clear_error(
     assert "credentials" in result.message  # the hint
     assert "wrong" not in " ".join(m for _, m in lines.events)
     assert lines.of("stdout") == []
+
+
+def test_image_without_python_cannot_run_a_notebook(
+    tmp_path: Path, runtime: DockerRuntime, pushed: str
+) -> None:
+    lines = Lines()
+    spec = {
+        "image": pushed,
+        "kind": "notebook",
+        "notebook": "nb.ipynb",
+        "commands": ["echo commands first"],
+        "registry_auth": {"username": USER, "password": PASSWORD},
+    }
+    result = runtime.process(make_job(tmp_path, spec, lines))
+    assert (result.status, result.exit_code) == ("error", 127), lines.events
+    assert lines.of("stdout") == ["commands first\n"]
+    assert lines.of("status")[-1] == (
+        f"Image {pushed} has no python3: notebook steps need an image with python3 and papermill."
+    ), lines.events
