@@ -30,6 +30,8 @@ from ..store import Doc, new_id
 DATASET_VERSIONS_KEY = "valohai.dataset-versions"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _INDEXED: set[int] = set()
+#: Inputs naming an object in a store: resolved to the datum kept there.
+STORE_SCHEMES = ("s3", "gs", "azure", "file")
 
 
 def check_name(kind: str, name: Any) -> str:
@@ -74,6 +76,7 @@ class DatumService:
         await self.datasets.create_index([("project", ASCENDING), ("name", ASCENDING)], unique=True)
         await self.versions.create_index([("dataset", ASCENDING), ("name", ASCENDING)], unique=True)
         await self.consumptions.create_index([("datum", ASCENDING)])
+        await self.datums.create_index([("uri", ASCENDING)])
         _INDEXED.add(id(self.ctx.store.db))
 
     # --- inputs --------------------------------------------------------------------------------
@@ -83,6 +86,7 @@ class DatumService:
     ) -> tuple[dict[str, list[str]], list[str]]:
         """Pin ``datum://<id or alias>`` to ``datum://<id>``, expand ``dataset://<name>/<version>``
         into its datums; return the resolved inputs and the consumed datum ids."""
+        await self.setup()
         resolved: dict[str, list[str]] = {}
         consumed: list[str] = []
         for name, uris in inputs.items():
@@ -92,6 +96,8 @@ class DatumService:
                     ids = [await self.datum_id(project_id, uri[len("datum://") :], name)]
                 elif uri.startswith("dataset://"):
                     ids = await self.version_datums(project_id, uri, name)
+                elif uri.split("://", 1)[0] in STORE_SCHEMES:
+                    ids = [await self.datum_by_uri(uri, name)]
                 else:
                     out.append(uri)
                     continue
@@ -110,6 +116,19 @@ class DatumService:
         raise InvalidInput(
             f"{where}no datum or datum alias {ref!r} in this project.",
             hint="See GET /api/v0/data/?project=... and /api/v0/datum-aliases/?project=...",
+        )
+
+    async def datum_by_uri(self, uri: str, input_name: str = "") -> str:
+        """The datum stored at ``uri`` (``s3://bucket/key`` and the like, as the data API shows
+        a datum's ``uri``): the agent then downloads it through the master like any datum."""
+        datum = await self.datums.find_one({"uri": uri}, {"_id": 1})
+        if datum:
+            return str(datum["_id"])
+        where = f"Input {input_name!r}: " if input_name else ""
+        raise InvalidInput(
+            f"{where}{uri.split('?', 1)[0]} is not a datum of this master's stores.",
+            hint="Use an output's uri or datum://<id or alias>, or an https URL "
+            "(a presigned URL works) for data elsewhere.",
         )
 
     async def version_datums(self, project_id: str, uri: str, input_name: str = "") -> list[str]:

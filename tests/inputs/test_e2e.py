@@ -145,12 +145,17 @@ def test_datums_by_id_and_alias_datasets_and_lineage(master: Stack) -> None:
     assert "Input 'data' 'model.bin': 9000 bytes transferred" in agent_log(master)
     assert "Input 'data' 'model.bin': 0 bytes transferred" in agent_log(master)
 
+    # The datum's store URI (file:// here; s3://, gs://, azure:// alike) names it too.
+    by_uri = run(master, project, commit, "read", "complete", inputs={"data": [model["uri"]]})
+    assert f"got data/model.bin {model['sha256']}" in output_of(master, by_uri["id"])
+
     lineage = master.api("GET", f"/api/v0/data/{model['id']}/lineage/").json()
     assert lineage["datum"]["id"] == model["id"]
     assert lineage["output_execution"]["id"] == producer["id"]
     assert [(c["id"], c["inputs"]) for c in lineage["consumers"]] == [
         (by_alias["id"], ["data"]),
         (by_id["id"], ["data"]),
+        (by_uri["id"], ["data"]),
     ]
     part = master.api("GET", f"/api/v0/data/{by_name['part-1.txt']['id']}/lineage/").json()
     assert [(c["id"], c["inputs"]) for c in part["consumers"]] == [(by_alias["id"], ["more"])]
@@ -163,6 +168,7 @@ def test_unknown_datums_aliases_and_dataset_versions_are_refused(master: Stack) 
         ("datum://no-such-alias", "no datum or datum alias 'no-such-alias'"),
         ("dataset://mydata/v9", "no dataset version 'dataset://mydata/v9'"),
         ("dataset://mydata", "is not a dataset version URI"),
+        ("s3://elsewhere/data.csv?X-Amz-Signature=s", "s3://elsewhere/data.csv is not a datum"),
     ]:
         resp = master.api(
             "POST",
