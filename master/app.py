@@ -7,7 +7,7 @@ import os
 import signal
 from typing import Any
 
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Dict, Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from jupyter_valohai import __version__
@@ -44,6 +44,12 @@ class MasterApp(Application):
     store_url = Unicode(help="Artifact store URL (default file://<data_dir>/artifacts).").tag(
         config=True
     )
+    named_stores = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        help="Artifact stores a project may choose by name (name=URL; credentials by reference "
+        "in the URL, e.g. credentials_env=TEAM_A; see docs/artifact-stores.md).",
+    ).tag(config=True)
     default_environment = Unicode(
         "local", help="Slug of the environment used when a request names none."
     ).tag(config=True)
@@ -107,6 +113,7 @@ class MasterApp(Application):
             redis_url=self.redis_url,
             data_dir=self.data_dir,
             store_url=self.store_url,
+            named_stores=dict(self.named_stores),
             public_url=self.public_url,
             base_url=self.base_url,
             default_environment=self.default_environment,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -15,6 +15,7 @@ class MasterConfig:
     redis_url: str = "redis://127.0.0.1:6379/0"
     data_dir: str = os.path.expanduser("~/.local/share/jupyter-valohai")
     store_url: str = ""
+    named_stores: dict[str, str] = field(default_factory=dict)  # name -> URL projects may pick
     public_url: str = ""
     base_url: str = "/"
     default_environment: str = "local"

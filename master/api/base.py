@@ -14,6 +14,8 @@ from tornado.web import HTTPError, RequestHandler
 from jupyter_valohai.errors import InvalidInput, NotAuthenticated, ValohaiError
 
 if TYPE_CHECKING:
+    from jupyter_valohai.stores import ArtifactStore
+
     from ..context import Context
     from ..server import Master, Services
     from ..store import Doc
@@ -100,9 +102,12 @@ class BaseHandler(RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(data, default=str))
 
-    async def stream_object(self, key: str, filename: str, content_type: str) -> None:
-        """Send an artifact as an attachment, read in chunks off the event loop."""
-        artifacts = self.ctx.artifacts
+    async def stream_object(
+        self, key: str, filename: str, content_type: str, store: ArtifactStore | None = None
+    ) -> None:
+        """Send an artifact (from ``store``, else the default) as an attachment, read in chunks
+        off the event loop."""
+        artifacts = store or self.ctx.artifacts
         size = await asyncio.to_thread(artifacts.size, key)
         fp = await asyncio.to_thread(artifacts.open, key)
         self.set_header("Content-Type", content_type)

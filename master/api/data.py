@@ -35,11 +35,12 @@ class DatumDownloadHandler(BaseHandler):
     async def get(self, datum_id: str) -> None:
         doc = await self.services.outputs.get_datum(datum_id)
         filename = posixpath.basename(doc["name"])
-        url = await asyncio.to_thread(self.ctx.artifacts.download_url, doc["key"], filename)
+        store = self.services.outputs.store_for(doc)
+        url = await asyncio.to_thread(store.download_url, doc["key"], filename)
         if url:
             self.redirect(url)
             return
-        await self.stream_object(doc["key"], filename, "application/octet-stream")
+        await self.stream_object(doc["key"], filename, "application/octet-stream", store)
 
 
 class EnvironmentsHandler(BaseHandler):

@@ -20,7 +20,11 @@ class ProjectsHandler(BaseHandler):
     async def post(self) -> None:
         body = self.body()
         doc = await self.services.projects.create(
-            self.user, body.get("name"), body.get("description", ""), body.get("owner")
+            self.user,
+            body.get("name"),
+            body.get("description", ""),
+            body.get("owner"),
+            body.get("store"),
         )
         if body.get("repository"):
             doc = await self.services.projects.link_repository(doc, body["repository"])

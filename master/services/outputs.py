@@ -16,7 +16,9 @@ from pymongo.errors import DuplicateKeyError
 
 from jupyter_valohai.errors import InvalidInput, NotFound
 from jupyter_valohai.models import utcnow
+from jupyter_valohai.stores import ArtifactStore
 from jupyter_valohai.stores.base import DirectUpload, check_key
+from jupyter_valohai.stores.registry import StoreSet
 
 from ..context import Context
 from ..store import Doc, new_id
@@ -60,13 +62,23 @@ class OutputService:
     def __init__(self, ctx: Context, agent: AgentService) -> None:
         self.ctx = ctx
         self.agent = agent
+        self.stores = StoreSet(ctx.artifacts, ctx.config.named_stores)
+
+    async def _store_name(self, execution: Doc) -> str | None:
+        """The named store the execution's project chose (None: the master's default)."""
+        project = await self.ctx.store.projects.find_one({"_id": execution["project"]})
+        return (project or {}).get("store") or None
+
+    def store_for(self, doc: Doc) -> ArtifactStore:
+        """The store an upload or datum document's bytes live in."""
+        return self.stores.get(doc.get("store"))
 
     async def prepare(
         self, env: Doc, execution_id: str, attempt: int, files: Any
     ) -> dict[str, Any]:
         if not isinstance(files, list):
             raise InvalidInput("'files' must be a list of {name, size}.")
-        await self.agent.fenced(env, execution_id, attempt)
+        store_name = await self._store_name(await self.agent.fenced(env, execution_id, attempt))
         uploads = []
         for item in files:
             name = check_output_name(item.get("name") if isinstance(item, dict) else None)
@@ -77,7 +89,7 @@ class OutputService:
                 raise InvalidInput(f"Output {name!r} has a bad or too large size.")
             target = None
             if size is not None:
-                target = await self._direct(execution_id, attempt, name, size)
+                target = await self._direct(store_name, execution_id, attempt, name, size)
             if target is not None:
                 uploads.append(target.answer(name))
                 continue
@@ -86,23 +98,25 @@ class OutputService:
         return {"uploads": uploads}
 
     async def _direct(
-        self, execution_id: str, attempt: int, name: str, size: int
+        self, store_name: str | None, execution_id: str, attempt: int, name: str, size: int
     ) -> DirectUpload | None:
         """Sign a direct upload into the store and remember it until registration."""
         key = output_key(execution_id, attempt, name)
-        target = await asyncio.to_thread(self.ctx.artifacts.direct_upload, key, size)
+        store = self.stores.get(store_name)
+        target = await asyncio.to_thread(store.direct_upload, key, size)
         if target is None:
             return None
         query = {"execution": execution_id, "attempt": attempt, "name": name}
         earlier = await self.ctx.store.uploads.find_one(query)
         if earlier and (earlier.get("direct") or {}).get("upload_id"):  # prepared again: drop it
             old_id = earlier["direct"]["upload_id"]
-            await asyncio.to_thread(self.ctx.artifacts.abort_upload, key, old_id)
+            await asyncio.to_thread(self.store_for(earlier).abort_upload, key, old_id)
         await self.ctx.store.uploads.update_one(
             query,
             {
                 "$set": {
                     "key": key,
+                    "store": store_name,
                     "direct": {
                         "size": size,
                         "upload_id": target.upload_id,
@@ -126,7 +140,7 @@ class OutputService:
                 f"Output {name!r}: a direct upload needs its 'sha256' (64 lowercase hex digits).",
                 hint="The store does not hash what it receives: report the SHA-256 you sent.",
             )
-        artifacts = self.ctx.artifacts
+        artifacts = self.store_for(upload)
         if direct.get("upload_id"):
             parts = parse_parts(name, item.get("parts"))
             # S3 would complete from a subset of the parts: insist on every one handed out.
@@ -158,14 +172,15 @@ class OutputService:
         self, env: Doc, execution_id: str, attempt: int, name: str, fp: BinaryIO
     ) -> dict[str, Any]:
         """Store an uploaded file (the handler spooled it to ``fp``) for a fenced attempt."""
-        await self.agent.fenced(env, execution_id, attempt)
+        store_name = await self._store_name(await self.agent.fenced(env, execution_id, attempt))
         key = output_key(execution_id, attempt, name)
-        stored = await asyncio.to_thread(self.ctx.artifacts.put, key, fp)
+        stored = await asyncio.to_thread(self.stores.get(store_name).put, key, fp)
         await self.ctx.store.uploads.update_one(
             {"execution": execution_id, "attempt": attempt, "name": name},
             {
                 "$set": {
                     "key": key,
+                    "store": store_name,
                     "size": stored.size,
                     "sha256": stored.sha256,
                     "via": "master",
@@ -216,7 +231,8 @@ class OutputService:
                 "size": upload["size"],
                 "sha256": upload["sha256"],
                 "key": upload["key"],
-                "uri": self.ctx.artifacts.uri(upload["key"]),
+                "store": upload.get("store"),
+                "uri": self.store_for(upload).uri(upload["key"]),
                 "metadata": metadata,
                 "attempt": attempt,
                 "project": execution["project"],

@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 from jupyter_valohai.archive import read_member
 from jupyter_valohai.errors import Conflict, InvalidInput, NotFound
 from jupyter_valohai.models import isoformat, utcnow
+from jupyter_valohai.stores.registry import check_store_name
 from jupyter_valohai.valohai_config import parse_config
 
 from ..context import Context
@@ -35,7 +36,9 @@ class ProjectService:
 
     # --- projects -------------------------------------------------------------------------------
 
-    async def create(self, user: Doc, name: Any, description: Any = "", owner: Any = None) -> Doc:
+    async def create(
+        self, user: Doc, name: Any, description: Any = "", owner: Any = None, store: Any = None
+    ) -> Doc:
         if not isinstance(name, str) or not name.strip():
             raise InvalidInput("A project needs a name.", hint="e.g. --name my-project")
         if owner not in (None, "", user["username"]):
@@ -51,6 +54,9 @@ class ProjectService:
             "ctime": utcnow(),
             "yaml_path": "valohai.yaml",
         }
+        # Outputs go to this named store (one the master configured), or to the default.
+        if store_name := check_store_name(store, self.ctx.config.named_stores):
+            doc["store"] = store_name
         try:
             await self.ctx.store.projects.insert_one(doc)
         except DuplicateKeyError:
@@ -87,6 +93,7 @@ class ProjectService:
             "urls": {"display": f"{base}/p/{project['_id']}/"},
             "environment_variables": {},
             "repository": self._describe_repository(project.get("repository")),
+            "store": project.get("store"),
         }
 
     # --- Git repositories -----------------------------------------------------------------------
