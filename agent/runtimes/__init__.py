@@ -17,7 +17,8 @@ def select_runtime(app: Any) -> Runtime:
     ``local`` never looks for one. A Docker runtime removes the containers an earlier agent on the
     same work directory left behind.
     """
-    from .docker import DockerRuntime, engine_answers
+    from .docker import DockerRuntime
+    from .engine import engine_answers
     from .local import LocalRuntime
 
     kwargs = {"parent": app, "stop_grace_seconds": app.stop_grace_seconds}

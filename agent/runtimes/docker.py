@@ -28,14 +28,12 @@ import os
 import posixpath
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import docker
 import docker.errors
 import requests
 from docker.types import DeviceRequest
-from docker.utils import parse_repository_tag
 from traitlets import Enum, Int, Unicode
 
 from jupyter_valohai.errors import ServiceUnavailable, ValohaiError
@@ -45,6 +43,7 @@ from .. import io as agent_io
 from .. import nbrun
 from ..logs import split_lines
 from .base import TIME_LIMIT, Job, Result, Runtime
+from .engine import ImageUnavailable, LogPipe, engine_client, ensure_image
 
 LABEL = "org.jupyter-valohai"
 LABEL_OWNER = f"{LABEL}.owner"  # the agent's work directory: its containers, across restarts
@@ -55,65 +54,7 @@ ROOT = "/valohai"
 NBRUN = "/opt/jupyter-valohai/nbrun.py"
 NOBODY = "65534:65534"
 POLL = 0.1
-PULL_REPORT_SECONDS = 2.0
 NOTEBOOK_NEEDS = "notebook steps need an image with python3 and papermill."
-
-
-class ImageUnavailable(ValohaiError):
-    """The execution's image is not on this machine and could not be pulled."""
-
-    code = "image_unavailable"
-
-
-def engine_client(base_url: str = "", timeout: float = 60) -> docker.DockerClient:
-    """Return a client of the engine at ``base_url`` (default: ``$DOCKER_HOST`` or the socket)."""
-    if base_url:
-        return docker.DockerClient(base_url=base_url, timeout=timeout)
-    return docker.from_env(timeout=timeout)
-
-
-def engine_answers(base_url: str = "", timeout: float = 3) -> bool:
-    """Whether a Docker engine answers a ping at ``base_url`` (or the default one)."""
-    try:
-        client = engine_client(base_url, timeout)
-    except docker.errors.DockerException:
-        return False
-    try:
-        return bool(client.ping())
-    except (docker.errors.DockerException, requests.RequestException):
-        return False
-    finally:
-        client.close()
-
-
-class _ChunkReader(io.RawIOBase):
-    """A binary pipe over the engine's log chunks, so ``readline`` gives whole lines."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            try:
-                self._pending = next(self._chunks)
-            except (StopIteration, requests.RequestException, docker.errors.DockerException):
-                return 0
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-    def close(self) -> None:
-        closer = getattr(self._chunks, "close", None)
-        if closer is not None:
-            # The stream may already be gone with its container.
-            with contextlib.suppress(Exception):
-                closer()
-        super().close()
 
 
 class DockerRuntime(Runtime):
@@ -224,63 +165,14 @@ class DockerRuntime(Runtime):
 
     def prepare_image(self, job: Job) -> None:
         """Make sure the job's image is on this machine, pulling it as ``pull`` says."""
-        image = self.image_of(job)
-        if self.pull != "always":
-            try:
-                self.client.images.get(image)
-                return
-            except docker.errors.ImageNotFound:
-                if self.pull == "never":
-                    raise ImageUnavailable(
-                        f"Docker image {image!r} is not on this machine.",
-                        hint="Build or load it on the worker, or let the agent pull "
-                        "(DockerRuntime.pull).",
-                    ) from None
-            except docker.errors.APIError as exc:
-                raise ImageUnavailable(f"Docker image {image!r}: {exc.explanation}") from exc
-        self._pull(job, image)
-
-    def _pull(self, job: Job, image: str) -> None:
-        repository, tag = parse_repository_tag(image)
-        job.emit("status", f"Pulling image {image}")
-        auth = job.spec.get("registry_auth") or None  # credentials: never logged
-        started, last_report = time.monotonic(), 0.0
-        layers: dict[str, tuple[int, int]] = {}
-        try:
-            stream = self.client.api.pull(
-                repository, tag or "latest", stream=True, decode=True, auth_config=auth
-            )
-            for message in stream:
-                if job.stop.is_set():  # the run is over before it began
-                    stream.close()
-                    return
-                if message.get("error"):
-                    raise ImageUnavailable(
-                        f"Could not pull Docker image {image!r}: {message['error']}",
-                        hint=_pull_hint(),
-                    )
-                status, layer = str(message.get("status", "")), str(message.get("id", ""))
-                detail = message.get("progressDetail") or {}
-                if status == "Downloading" and detail.get("total"):
-                    layers[layer] = (int(detail.get("current", 0)), int(detail["total"]))
-                now = time.monotonic()
-                if layers and now - last_report >= PULL_REPORT_SECONDS:
-                    done = sum(c for c, _ in layers.values())
-                    total = sum(t for _, t in layers.values())
-                    job.emit("status", f"Pulling {image}: {_mb(done)} of {_mb(total)} MB")
-                    last_report = now
-                if status.startswith(("Digest:", "Status:")):
-                    job.emit("status", status)
-        except docker.errors.APIError as exc:
-            raise ImageUnavailable(
-                f"Could not pull Docker image {image!r}: {exc.explanation or exc}",
-                hint=_pull_hint(),
-            ) from exc
-        except requests.RequestException as exc:
-            raise ImageUnavailable(
-                f"Could not pull Docker image {image!r}: {exc}", hint=_pull_hint()
-            ) from exc
-        job.emit("status", f"Pulled {image} in {time.monotonic() - started:.1f} s")
+        ensure_image(
+            self.client,
+            self.image_of(job),
+            self.pull,
+            job.emit,
+            job.stop,
+            job.spec.get("registry_auth") or None,  # credentials: never logged
+        )
 
     # --- one container -------------------------------------------------------------------------
 
@@ -383,7 +275,7 @@ class DockerRuntime(Runtime):
                     stream=True,
                     follow=True,
                 )
-                pipe = io.BufferedReader(_ChunkReader(chunks))
+                pipe = io.BufferedReader(LogPipe(chunks))
                 reader = threading.Thread(
                     target=self._pump, args=(job, stream, pipe), name=f"logs-{stream}", daemon=True
                 )
@@ -471,14 +363,3 @@ def resource_limits(environment: dict[str, Any]) -> dict[str, Any]:
         gpus = int(environment["gpus"])
         limits["device_requests"] = [DeviceRequest(count=gpus, capabilities=[["gpu"]])]
     return limits
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f}"
-
-
-def _pull_hint() -> str:
-    return (
-        "Check the image name, that this worker reaches its registry, and the registry "
-        "credentials; or build the image on the worker."
-    )

@@ -22,7 +22,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from agent.runtimes.docker import LABEL_OWNER, engine_answers
+from agent.runtimes.docker import LABEL_OWNER
+from agent.runtimes.engine import engine_answers
 from tests.docker.dockerstack import DockerStack
 
 REPO = Path(__file__).resolve().parents[2]
