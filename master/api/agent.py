@@ -85,7 +85,10 @@ class AgentDataHandler(AgentHandler):
     async def get(self, datum_id: str) -> None:
         doc = await self.services.outputs.get_datum(datum_id)
         await self.stream_object(
-            doc["key"], posixpath.basename(doc["name"]), "application/octet-stream"
+            doc["key"],
+            posixpath.basename(doc["name"]),
+            "application/octet-stream",
+            self.services.outputs.store_for(doc),  # a project's named store, or the default
         )
 
 
