@@ -86,3 +86,69 @@ def other_loopback_server() -> Iterator[FileServer]:
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class CountingProxy:
+    """A reverse proxy in front of the master that counts the body bytes of datum downloads."""
+
+    target: str
+    datum_bytes: int = 0
+    datum_requests: int = 0
+    server: http.server.ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> CountingProxy:
+        import requests
+
+        state = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                resp = requests.request(
+                    self.command,
+                    state.target + self.path,
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=120,
+                )
+                data = resp.content
+                if self.path.startswith("/api/agent/data/"):
+                    state.datum_requests += 1
+                    state.datum_bytes += len(data)
+                self.send_response(resp.status_code)
+                for k, v in resp.headers.items():
+                    if k.lower() not in (
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "content-encoding",
+                    ):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = forward
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()

@@ -3,6 +3,7 @@ and alias, dataset:// versions made by outputs' metadata, and lineage."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -272,3 +273,37 @@ def test_inputs_json_is_unchanged_by_the_cache(master: Stack, file_server) -> No
             inputs={"data": [file_server.url + "/x.json"]},
         )
         assert "got data/x.json" in output_of(master, done["id"])
+
+
+def test_a_repeated_datum_input_is_not_downloaded_again(
+    tmp_path, mongo_url: str, mongo_db_name: str, redis_url: str
+) -> None:
+    """The agent talks to the master through a proxy that counts datum download bytes."""
+    from .conftest import CountingProxy
+
+    s = Stack(str(tmp_path / "proxied"), mongo_url, mongo_db_name, redis_url)
+    proxy: CountingProxy | None = None
+    try:
+        s.start_master()
+        proxy = CountingProxy(s.url).start()
+        via_proxy = copy.copy(s)  # shares the agents list: s.stop() ends the agent too
+        via_proxy.port = int(proxy.url.rsplit(":", 1)[1])
+        via_proxy.start_agent()
+        project = s.create_project()["id"]
+        commit = s.import_package(project, FILES)["identifier"]
+        producer = run(s, project, commit, "produce", "complete")
+        datums = s.api("GET", "/api/v0/data/", params={"output_execution": producer["id"]})
+        (model,) = [d for d in datums.json()["results"] if d["name"] == "model.bin"]
+
+        inputs = {"data": [f"datum://{model['id']}"]}
+        first = run(s, project, commit, "read", "complete", inputs=inputs)
+        assert f"got data/model.bin {model['sha256']}" in output_of(s, first["id"])
+        assert (proxy.datum_requests, proxy.datum_bytes) == (1, 9000)
+
+        second = run(s, project, commit, "read", "complete", inputs=inputs)
+        assert f"got data/model.bin {model['sha256']}" in output_of(s, second["id"])
+        assert (proxy.datum_requests, proxy.datum_bytes) == (1, 9000)  # 0 bytes this time
+    finally:
+        s.stop()
+        if proxy is not None:
+            proxy.stop()
