@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 
 import docker
@@ -234,3 +235,21 @@ def test_orphans_of_the_work_dir_are_removed_on_start(
         other.reload()  # another work dir's container is not ours to remove
     finally:
         other.remove(force=True)
+
+
+def test_agent_shutdown_stops_the_container(
+    docker_stack: DockerStack, dockerd: docker.DockerClient, test_image: str
+) -> None:
+    stack = docker_stack
+    stack.start_docker_agent()
+    (agent,) = stack.agents
+    project, commit = _project(stack, test_image)
+    eid = stack.submit(project, commit, "sleepy")["id"]
+    _wait_for("started", lambda: "started\n" in _messages(stack, eid, "stdout"), stack, eid)
+
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(60) == 0, stack.logs()
+    final = stack.wait_status(eid, timeout=30)
+    assert final["status"] == "stopped", stack.explain(eid)
+    assert "shut down" in stack.explain(eid)
+    assert containers_of(dockerd, eid) == []
