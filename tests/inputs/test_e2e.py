@@ -307,3 +307,44 @@ def test_a_repeated_datum_input_is_not_downloaded_again(
         s.stop()
         if proxy is not None:
             proxy.stop()
+
+
+def test_moving_an_alias_leaves_earlier_executions_and_versions_alone(master: Stack) -> None:
+    project = master.create_project()["id"]
+    commit = master.import_package(project, FILES)["identifier"]
+    first, second = (run(master, project, commit, "produce", "complete") for _ in range(2))
+    events = "\n".join(e["message"] for e in master.events(second["id"]))
+    assert "Dataset version dataset://mydata/v1 exists already; it was not changed." in events
+
+    def model_of(execution: dict) -> dict:
+        datums = master.api("GET", "/api/v0/data/", params={"output_execution": execution["id"]})
+        return next(d for d in datums.json()["results"] if d["name"] == "model.bin")
+
+    old, new = model_of(first), model_of(second)
+    alias = {"project": project, "name": "current"}
+    created = master.api("POST", "/api/v0/datum-aliases/", json={**alias, "datum": old["id"]})
+    reader = run(master, project, commit, "read", "complete", inputs={"data": ["datum://current"]})
+    moved = master.api("POST", "/api/v0/datum-aliases/", json={**alias, "datum": new["id"]})
+    assert moved.status_code == 201 and moved.json()["id"] == created.json()["id"]
+    assert moved.json()["datum"]["id"] == new["id"]
+
+    # The earlier execution read the datum the alias named then, and lineage says so.
+    lineage = master.api("GET", f"/api/v0/data/{old['id']}/lineage/").json()
+    assert [c["id"] for c in lineage["consumers"]] == [reader["id"]]
+    assert master.api("GET", f"/api/v0/data/{new['id']}/lineage/").json()["consumers"] == []
+
+    (dataset,) = master.api("GET", "/api/v0/datasets/", params={"project": project}).json()[
+        "results"
+    ]
+    (version,) = dataset["versions"]
+    assert version["output_execution"] == first["id"]
+
+    # An alias may not shadow a datum id; bad names are refused.
+    resp = master.api(
+        "POST", "/api/v0/datum-aliases/", json={**alias, "name": old["id"], "datum": new["id"]}
+    )
+    assert resp.status_code == 409
+    resp = master.api(
+        "POST", "/api/v0/datum-aliases/", json={**alias, "name": "../x", "datum": new["id"]}
+    )
+    assert resp.status_code == 400 and resp.json().get("hint")
