@@ -32,6 +32,17 @@ SIDECAR_SUFFIX = ".metadata.json"
 METADATA_JSONL = "valohai.metadata.jsonl"
 #: Agent settings that must not reach user code.
 PRIVATE_ENV = ("VH_AGENT_TOKEN", "VH_AGENT_WORK_DIR", "VH_MASTER_URL")
+#: The agent's own credentials never reach an execution's environment (a step that needs one gets
+#: it from its own environment variables): cloud SDK settings and anything named like a secret.
+PRIVATE_ENV_PATTERN = re.compile(
+    r"^(AWS_|AZURE_|GOOGLE_APPLICATION_CREDENTIALS|VH_.*TOKEN)|"
+    r"(TOKEN|SECRET|PASSWORD|PASSWD|ACCESS_KEY|PRIVATE_KEY|CONNECTION_STRING|CREDENTIALS)",
+    re.IGNORECASE,
+)
+
+
+def _private(name: str) -> bool:
+    return name in PRIVATE_ENV or bool(PRIVATE_ENV_PATTERN.search(name))
 
 
 def safe_name(name: str, fallback: str = "file") -> str:
@@ -78,7 +89,7 @@ class Layout:
 
 def execution_env(spec: Json, layout: Layout, base: dict[str, str] | None = None) -> dict[str, str]:
     """Return the environment of the execution's processes."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if k not in PRIVATE_ENV}
+    env = {k: v for k, v in (os.environ if base is None else base).items() if not _private(k)}
     env.update({str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()})
     env.update(
         {

@@ -247,3 +247,27 @@ def test_stale_attempt_on_prepare_uploads_nothing(peer, tmp_path) -> None:
     with pytest.raises(StaleAttempt):
         io.upload_outputs(AgentClient(peer.url, "t"), "e-1", 1, files)
     assert [r.method for r in peer.requests] == ["POST"]
+
+
+def test_the_agents_credentials_never_reach_an_execution(tmp_path) -> None:
+    layout = io.Layout.create(str(tmp_path), "e-env")
+    agent_env = {
+        "PATH": "/usr/bin",
+        "LANG": "C.UTF-8",
+        "VH_AGENT_TOKEN": "t1",
+        "VH_ADMIN_TOKEN": "t2",
+        "AWS_SECRET_ACCESS_KEY": "s1",
+        "AWS_ACCESS_KEY_ID": "k1",
+        "AZURE_STORAGE_CONNECTION_STRING": "c1",
+        "GOOGLE_APPLICATION_CREDENTIALS": "/secret.json",
+        "TEAM_A_SECRET_ACCESS_KEY": "s2",
+        "GITHUB_TOKEN": "t3",
+        "DB_PASSWORD": "p1",
+    }
+    spec = {"id": "e-env", "environment_variables": {"DB_PASSWORD": "given-by-the-step"}}
+    env = io.execution_env(spec, layout, base=agent_env)
+    assert env["PATH"] == "/usr/bin" and env["LANG"] == "C.UTF-8"
+    assert env["DB_PASSWORD"] == "given-by-the-step"  # the step's own variables are kept
+    leaked = {k for k, v in env.items() if v in {"t1", "t2", "s1", "k1", "c1", "s2", "t3", "p1"}}
+    assert not leaked
+    assert "GOOGLE_APPLICATION_CREDENTIALS" not in env
