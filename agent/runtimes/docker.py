@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import os
 import posixpath
@@ -131,6 +132,7 @@ class DockerRuntime(Runtime):
         return super().process(job)
 
     def before_start(self, job: Job) -> None:
+        self._inputs_json_inside(job)
         uid, gid = self.container_user().split(":")
         if os.getuid() == 0 and uid != "0":
             # The agent (root) made the tree; the container user must be able to write in it.
@@ -139,6 +141,25 @@ class DockerRuntime(Runtime):
                     names = [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]
                     for name in names:
                         os.lchown(name, int(uid), int(gid))
+
+    @staticmethod
+    def _inputs_json_inside(job: Job) -> None:
+        """Point ``config/inputs.json``'s file paths at ``/valohai/inputs`` (valohai-utils opens
+        them as given; the agent wrote this machine's paths)."""
+        path = os.path.join(job.config, "inputs.json")
+        if not os.path.isfile(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            inputs = json.load(f)
+        host = os.path.abspath(job.inputs)
+        for entry in inputs.values() if isinstance(inputs, dict) else ():
+            for file in (entry or {}).get("files") or []:
+                given = str(file.get("path") or "")
+                if given and os.path.commonpath([host, os.path.abspath(given)]) == host:
+                    rest = os.path.relpath(given, host).replace(os.sep, "/")
+                    file["path"] = posixpath.join(ROOT, "inputs", rest)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(inputs, f, indent=2)
 
     def execute(self, job: Job) -> int:
         deadline = time.monotonic() + job.time_limit if job.time_limit > 0 else None

@@ -143,3 +143,30 @@ def test_no_image_and_image_never_pulled(tmp_path, runtime: DockerRuntime) -> No
         "Docker image 'jupyter-valohai-test:absent' is not on this machine."
     ]
     assert not any(s == "stdout" for s, _ in lines.events)
+
+
+def test_valohai_utils_finds_inputs_inside_the_container(
+    tmp_path, runtime: DockerRuntime, test_image: str
+) -> None:
+    from agent import io as agent_io
+
+    lines = Lines()
+    script = (
+        "import json, valohai; p = valohai.inputs('data').path(); "
+        "print(p, open(p).read().strip(), json.load(open('/valohai/config/parameters.json')))"
+    )
+    job = make_job(
+        tmp_path,
+        {"image": test_image, "commands": [f'python3 -c "{script}"'], "parameters": {"rate": 0.5}},
+        lines,
+    )
+    data = Path(job.inputs) / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("a,b\n")
+    layout = agent_io.Layout(str(Path(job.inputs).parent))
+    # As the agent loop writes it: this machine's paths.
+    inputs = {"data": {"files": [{"name": "a.csv", "path": str(data / "a.csv"), "size": 4}]}}
+    agent_io.write_config(job.spec, layout, inputs)
+    result = runtime.process(job)
+    assert result.status == "complete", lines.events
+    assert lines.of("stdout") == ["/valohai/inputs/data/a.csv a,b {'rate': 0.5}\n"]
