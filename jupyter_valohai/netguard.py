@@ -155,7 +155,9 @@ class _PinnedAdapter(HTTPAdapter):
         kw["assert_hostname"] = self.hostname
         super().init_poolmanager(*args, **kw)
 
-    def send(self, request: requests.PreparedRequest, **kw: Any) -> requests.Response:
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kw: Any
+    ) -> requests.Response:
         parts = urlsplit(str(request.url))
         host = f"[{self.address}]" if ":" in self.address else self.address
         netloc = f"{host}:{parts.port}" if parts.port else host
