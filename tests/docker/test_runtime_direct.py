@@ -170,3 +170,14 @@ def test_valohai_utils_finds_inputs_inside_the_container(
     result = runtime.process(job)
     assert result.status == "complete", lines.events
     assert lines.of("stdout") == ["/valohai/inputs/data/a.csv a,b {'rate': 0.5}\n"]
+
+
+def test_gpu_requests_become_device_requests() -> None:
+    # No GPU here: only the translation is checked; the engine call is the one inspected above.
+    from agent.runtimes.docker import resource_limits
+
+    limits = resource_limits({"gpus": 2, "cpus": 1.5})
+    (request,) = limits["device_requests"]
+    assert (request["Count"], request["Capabilities"]) == (2, [["gpu"]])
+    assert limits["nano_cpus"] == 1_500_000_000
+    assert resource_limits({}) == {}
