@@ -76,14 +76,23 @@ class InputCache:
             return False
         return True
 
-    def place(self, sha256: str, dest: str) -> None:
-        """Put the cached file at ``dest`` (hard link, else copy) and mark it used."""
+    def place(self, sha256: str, dest: str) -> bool:
+        """Put the cached file at ``dest`` (hard link, else copy) and mark it used; ``False`` if
+        it is gone (evicted meanwhile by another agent sharing the directory)."""
         path = self._object(sha256)
         try:
-            os.link(path, dest)
-        except OSError:
-            shutil.copyfile(path, dest)
-        os.utime(path + ".json")
+            try:
+                os.link(path, dest)
+            except FileNotFoundError:
+                raise
+            except OSError:
+                shutil.copyfile(path, dest)
+            os.utime(path + ".json")
+        except FileNotFoundError:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dest)
+            return False
+        return True
 
     def temp(self) -> tuple[int, str]:
         return tempfile.mkstemp(dir=self.root, prefix=".part-")
@@ -176,11 +185,22 @@ class InputFetcher:
         self.cache = cache
 
     def fetch(self, client: AgentClient, label: str, entry: Json, url: str, dest: str) -> Fetched:
+        """Put the file of ``entry`` (at ``url``) at ``dest``; say how many bytes came in."""
         known = entry.get("sha256")
         cache = self.cache
-        if cache and known and cache.has(known):
-            cache.place(known, dest)
+        if cache and known and cache.has(known) and cache.place(known, dest):
             return Fetched(os.path.getsize(dest), known, 0)
+        return self._download(client, label, known, url, dest, cache)
+
+    def _download(
+        self,
+        client: AgentClient,
+        label: str,
+        known: str | None,
+        url: str,
+        dest: str,
+        cache: InputCache | None,
+    ) -> Fetched:
         headers: dict[str, str] = {}
         info: Json = {}
         if not client.is_master(url):
@@ -202,8 +222,9 @@ class InputFetcher:
                     resp = self._get(client, label, url, headers)
                 try:
                     if resp.status_code == 304 and cache and info:
-                        cache.place(info["sha256"], dest)
-                        return Fetched(os.path.getsize(dest), info["sha256"], 0)
+                        if cache.place(info["sha256"], dest):
+                            return Fetched(os.path.getsize(dest), info["sha256"], 0)
+                        return self._download(client, label, known, url, dest, None)
                     size, sha256 = _copy_hashing(resp.iter_content(CHUNK), f)
                     response_headers = resp.headers
                 finally:
@@ -214,7 +235,8 @@ class InputFetcher:
                 if cache.add(temp, sha256, size):
                     if not client.is_master(url):
                         cache.remember_url(url, response_headers, sha256)
-                    cache.place(sha256, dest)
+                    if not cache.place(sha256, dest):
+                        return self._download(client, label, known, url, dest, None)
                 else:
                     shutil.move(temp, dest)
             return Fetched(size, sha256, size)

@@ -118,3 +118,16 @@ def test_the_guard_applies_to_third_party_urls(tmp_path, file_server, client) ->
     with pytest.raises(ForbiddenAddress, match=r"Input 'x': .* loopback address"):
         f.fetch(client, "Input 'x': ", {}, file_server.url + "/a", str(tmp_path / "a"))
     assert file_server.requests == []
+
+
+def test_an_object_evicted_meanwhile_is_downloaded_again(tmp_path, file_server, client) -> None:
+    file_server.files["/a"] = b"abc"
+    f = fetcher(tmp_path)
+    assert f.cache is not None
+    f.fetch(client, "", {}, file_server.url + "/a", str(tmp_path / "one"))
+    # Another agent sharing the directory evicts the object after our check.
+    f.cache._drop(sha(b"abc"))
+    assert f.cache.place(sha(b"abc"), str(tmp_path / "gone")) is False
+    assert not (tmp_path / "gone").exists()
+    got = f.fetch(client, "", {"sha256": sha(b"abc")}, file_server.url + "/a", str(tmp_path / "2"))
+    assert got.transferred == 3 and (tmp_path / "2").read_bytes() == b"abc"
