@@ -138,6 +138,9 @@ class DatumService:
         version = dataset and await self.versions.find_one(
             {"dataset": dataset["_id"], "name": version_name}
         )
+        if dataset and not version and version_name == "latest":  # the newest version
+            newest = self.versions.find({"dataset": dataset["_id"]}).sort("ctime", -1).limit(1)
+            version = next(iter([v async for v in newest]), None)
         if not version:
             raise InvalidInput(
                 f"{where}no dataset version {uri!r} in this project.",

@@ -338,6 +338,10 @@ def test_moving_an_alias_leaves_earlier_executions_and_versions_alone(master: St
     ]
     (version,) = dataset["versions"]
     assert version["output_execution"] == first["id"]
+    latest = run(
+        master, project, commit, "read", "complete", inputs={"more": ["dataset://mydata/latest"]}
+    )
+    assert "got more/part-2.txt" in output_of(master, latest["id"])
 
     # An alias may not shadow a datum id; bad names are refused.
     resp = master.api(
