@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import getpass
 import http.server
 import io
-import ipaddress
 import os
 import shutil
 import ssl
@@ -19,16 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from git import Actor, Repo
 from mastertest import VALOHAI_YAML, MasterClient
 
 from jupyter_valohai.archive import safe_extract
 from jupyter_valohai.errors import UnsafeArchive
 from jupyter_valohai.services import free_port, wait_for_port
+from tests.certs import self_signed
 
 ME = Actor("Test Person", "test@example.com")
 
@@ -280,38 +275,6 @@ async def test_commit_with_symlink_out_is_refused_when_unpacked(
     assert not (tmp_path / "out" / "dest" / "escape").exists()
 
 
-def self_signed(tmp_path: Path) -> tuple[str, str]:
-    """A certificate for 127.0.0.1 and its key (PEM files); git trusts it via GIT_SSL_CAINFO."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
-
-
 @pytest.fixture
 def https_repo(
     tmp_path: Path, git_repo: tuple[Repo, list[str]], monkeypatch: pytest.MonkeyPatch
@@ -321,7 +284,7 @@ def https_repo(
     www = tmp_path / "www"
     served = Repo.clone_from(str(repo.working_tree_dir), www / "repo.git", bare=True)
     served.git.update_server_info()
-    cert, key = self_signed(tmp_path)
+    cert, key = self_signed(tmp_path, "127.0.0.1")
     monkeypatch.setenv("GIT_SSL_CAINFO", cert)
     expected = "Basic " + base64.b64encode(b"robot:right-token").decode()
     seen: list[str] = []
