@@ -75,7 +75,8 @@ class AgentApp(Application):
         ["auto", "docker", "local"],
         help="Where executions run: 'docker' (containers; fails when no engine answers), 'local' "
         "(subprocesses of the agent) or 'auto' (Docker when an engine answers, else local). "
-        "Default: $VH_AGENT_RUNTIME, else 'local'.",
+        "Default: $VH_AGENT_RUNTIME, else 'docker' (the local fallback only when configured; "
+        "`jupyter valohai up` configures 'auto').",
     ).tag(config=True)
     runtime_class = Type(
         default_value=None,
@@ -121,7 +122,7 @@ class AgentApp(Application):
 
     @default("runtime")
     def _default_runtime(self) -> str:
-        return os.environ.get("VH_AGENT_RUNTIME", "").strip() or "local"
+        return os.environ.get("VH_AGENT_RUNTIME", "").strip() or "docker"
 
     @default("work_dir")
     def _default_work_dir(self) -> str:

@@ -188,8 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     reporter = CellReporter(nonce, sys.stdout) if nonce else None
     signal.signal(signal.SIGTERM, _on_sigterm)
 
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
+    try:
+        import papermill
+        from papermill.exceptions import PapermillExecutionError
+    except ImportError as exc:
+        print(
+            f"This image cannot run notebooks: {exc}. Notebook steps need python3 with papermill "
+            "and ipykernel in the image (pick one with them, e.g. `%valohai run --image ...`).",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
 
     kernel, language = _kernel_defaults(args.input)
     try:

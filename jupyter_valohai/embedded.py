@@ -246,7 +246,11 @@ class UpApp(JupyterApp):
                 sys.executable, "-m", "jupyter_valohai.app", "agent",
                 "--master-url", self.master_url, "--work-dir", self._path(f"agent-{n}"),
             ]
-            self._spawn(f"agent-{n}", argv, {"VH_AGENT_TOKEN": self.agent_token})
+            # The embedded default runs executions in Docker when an engine answers, else as
+            # local processes; VH_AGENT_RUNTIME (docker, local, auto) says otherwise.
+            runtime = os.environ.get("VH_AGENT_RUNTIME") or "auto"
+            env = {"VH_AGENT_TOKEN": self.agent_token, "VH_AGENT_RUNTIME": runtime}
+            self._spawn(f"agent-{n}", argv, env)
 
     def start_lab(self) -> ManagedProcess:
         argv = [

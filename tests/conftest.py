@@ -7,6 +7,7 @@ the test run; nothing is skipped.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,10 @@ import pytest
 import redis
 
 from jupyter_valohai.services import ManagedProcess, start_mongo, start_redis
+
+# Agents the tests start run executions as local processes unless a test asks for Docker
+# (tests/docker passes --runtime docker): the images the steps name cannot be pulled here.
+os.environ.setdefault("VH_AGENT_RUNTIME", "local")
 
 
 @pytest.fixture(scope="session")

@@ -82,7 +82,8 @@ def test_auto_takes_docker_when_an_engine_answers(tmp_path, dockerd: docker.Dock
 
 
 @pytest.mark.parametrize(
-    ("value", "runtime"), [(None, "local"), ("docker", "docker"), ("auto", "auto")]
+    ("value", "runtime"),
+    [(None, "docker"), ("local", "local"), ("docker", "docker"), ("auto", "auto")],
 )
 def test_environment_variable_picks_the_runtime(value: str | None, runtime: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "VH_AGENT_RUNTIME"}

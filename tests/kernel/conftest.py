@@ -85,6 +85,7 @@ class Kernel:
 
 def kernel_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VH_", "JPY_", "JUPYTER_"))}
+    env["VH_AGENT_RUNTIME"] = "local"  # the tests' agents never pull images (no registry)
     env.update(
         IPYTHONDIR=str(tmp_path / "ipython"),
         JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"),

@@ -63,6 +63,7 @@ class JupyterServer:
         self.tmp.mkdir(exist_ok=True)
         self.root.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VH_", "JUPYTER"))}
+        env["VH_AGENT_RUNTIME"] = "local"  # the tests' agents never pull images (no registry)
         env.update(
             HOME=str(self.tmp / "home"),
             JUPYTER_CONFIG_DIR=str(self.tmp / "jupyter-config"),
@@ -241,6 +242,7 @@ async def test_the_lab_of_jupyter_valohai_up_uses_its_master(tmp_path: Path) -> 
     """`jupyter valohai up` hands its master to the Lab it starts; the extension starts none."""
     data_dir, lab_port = tmp_path / "vh-data", free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VH_", "JUPYTER"))}
+    env["VH_AGENT_RUNTIME"] = "local"  # the tests' agents never pull images (no registry)
     env.update(
         HOME=str(tmp_path / "home"),
         JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
