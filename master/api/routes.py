@@ -9,7 +9,7 @@ from typing import Any
 from tornado.web import RequestHandler
 
 from .. import __doc__ as master_doc
-from . import agent, data, datums, executions, feed, projects, users
+from . import agent, data, datums, executions, feed, projects, registries, users
 from .base import BaseHandler, NotFoundHandler
 
 
@@ -115,6 +115,17 @@ ROUTES: list[Route] = [
     R(f"{V0}/datum-aliases/{{id}}/", datums.DatumAliasHandler, get="Describe a datum alias"),
     R(f"{V0}/datasets/", datums.DatasetsHandler, get="List datasets and versions (?project=)"),
     R(f"{V0}/datasets/{{id}}/", datums.DatasetHandler, get="Describe a dataset and its versions"),
+    R(
+        f"{V0}/registry-credentials/",
+        registries.RegistryCredentialsHandler,
+        get="List Docker registry credentials (never their passwords)",
+        post="Store {registry: host[:port], username, password} for image pulls",
+    ),
+    R(
+        f"{V0}/registry-credentials/{{id}}/",
+        registries.RegistryCredentialHandler,
+        delete="Delete a Docker registry credential",
+    ),
     R(f"{AG}/claim", agent.ClaimHandler, post="Claim the next execution (long poll)"),
     R(f"{AG}/executions/{{id}}/heartbeat", agent.HeartbeatHandler, post="Renew the lease"),
     R(f"{AG}/executions/{{id}}/events", agent.AgentEventsHandler, post="Send log events"),

@@ -27,6 +27,7 @@ from ..store import Doc
 from .datums import DatumService
 from .lifecycle import Lifecycle
 from .progress import AGENT_STREAMS, cell_sets, check_progress, with_metadata
+from .registries import RegistryCredentialService
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class AgentService:
         for name, uris in (doc.get("resolved_inputs") or doc.get("inputs", {})).items():
             inputs[name] = [await self._input_file(uri) for uri in uris]
         cfg = self.ctx.config
-        return {
+        spec: dict[str, Any] = {
             "id": doc["_id"],
             "counter": doc["counter"],
             "attempt": doc["attempt"],
@@ -137,6 +138,11 @@ class AgentService:
             "lease_seconds": cfg.lease_seconds,
             "heartbeat_seconds": cfg.heartbeat_seconds,
         }
+        # Decrypted only for the agent's pull; never logged.
+        auth = await RegistryCredentialService(self.ctx).auth_for(spec["image"])
+        if auth:
+            spec["registry_auth"] = auth
+        return spec
 
     async def _input_file(self, uri: str) -> dict[str, Any]:
         if uri.startswith("datum://"):
