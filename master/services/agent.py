@@ -138,6 +138,14 @@ class AgentService:
             "lease_seconds": cfg.lease_seconds,
             "heartbeat_seconds": cfg.heartbeat_seconds,
         }
+        # The worker group's resource requests (cpus, memory_mb, gpus): the Docker runtime
+        # turns them into container limits and GPU device requests.
+        env = await self.ctx.store.environments.find_one({"_id": doc.get("environment")}) or {}
+        spec["environment"] = {
+            "id": env.get("_id"),
+            "name": env.get("name", ""),
+            **{k: env[k] for k in ("cpus", "memory_mb", "gpus") if env.get(k)},
+        }
         # Decrypted only for the agent's pull; never logged.
         auth = await RegistryCredentialService(self.ctx).auth_for(spec["image"])
         if auth:

@@ -320,3 +320,20 @@ async def test_restart_reconciles_queue_from_mongo(
         assert claim.status_code == 200 and claim.json()["id"] == execution["id"]
     finally:
         await restarted.stop()
+
+
+async def test_spec_carries_the_environments_resource_requests(master: MasterClient) -> None:
+    store = master.master.ctx.store
+    env = await store.environments.find_one({})
+    assert env is not None
+    await store.environments.update_one(
+        {"_id": env["_id"]}, {"$set": {"cpus": 2, "memory_mb": 512, "gpus": 1}}
+    )
+    spec = await submit_and_claim(master)
+    assert spec["environment"] == {
+        "id": env["_id"],
+        "name": env.get("name", ""),
+        "cpus": 2,
+        "memory_mb": 512,
+        "gpus": 1,
+    }
