@@ -161,6 +161,10 @@ def docker_stack(
     finally:
         s.stop()
         # Nothing may outlive the test: a container of these agents left now is a bug.
-        for container in dockerd.containers.list(all=True, filters={"label": LABEL_OWNER}):
-            if str(container.labels.get(LABEL_OWNER, "")).startswith(s.root):
-                container.remove(force=True)
+        # sparse: no inspect per container (another worker may be removing its own meanwhile)
+        listed = dockerd.containers.list(all=True, sparse=True, filters={"label": LABEL_OWNER})
+        for container in listed:
+            owner = str((container.attrs.get("Labels") or {}).get(LABEL_OWNER, ""))
+            if owner.startswith(s.root):
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)
