@@ -1,0 +1,1 @@
+"""Worker groups: the scaler and the providers that start and stop workers."""

@@ -1,0 +1,1 @@
+"""Worker-group providers, one per kind of machine pool (see :mod:`.base`)."""
