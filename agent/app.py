@@ -200,9 +200,11 @@ class AgentApp(Application):
             self.master_url,
             self.work_dir,
         )
+        runtime.open()
         try:
             code = loop.run(once=self.once)
         finally:
+            runtime.close()
             client.close()
         self.log.info("Agent %s stopped", self.agent_name)
         sys.exit(code)

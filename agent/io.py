@@ -87,9 +87,14 @@ class Layout:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def scrubbed_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The agent's environment (or ``base``) without the agent's own secrets."""
+    return {k: v for k, v in (os.environ if base is None else base).items() if not _private(k)}
+
+
 def execution_env(spec: Json, layout: Layout, base: dict[str, str] | None = None) -> dict[str, str]:
     """Return the environment of the execution's processes."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if not _private(k)}
+    env = scrubbed_env(base)
     env.update({str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()})
     env.update(
         {

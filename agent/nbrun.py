@@ -21,6 +21,7 @@ imported, so the agent's modules beside it shadow nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -138,6 +139,20 @@ def ipc_kernel_manager() -> type:
     return IPCKernelManager
 
 
+def _warm_kernel_manager() -> type:
+    """The IPC kernel manager of a warm runner: its ``client()`` hands out the client that
+    already talked to the kernel once (``ready_client``), then new ones as usual."""
+
+    class WarmKernelManager(ipc_kernel_manager()):  # type: ignore[misc]
+        ready_client: Any = None
+
+        def client(self, **kwargs: Any) -> Any:
+            kc, self.ready_client = self.ready_client, None
+            return kc if kc is not None else super().client(**kwargs)
+
+    return WarmKernelManager
+
+
 class _Stopped(BaseException):
     """Raised by the SIGTERM handler so the open cell is reported before the runner exits."""
 
@@ -154,9 +169,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("output", help="where to write the executed notebook")
     parser.add_argument("--parameters-file", help="JSON object of parameters to inject")
     parser.add_argument("--cwd", help="working directory of the kernel")
-    parser.add_argument(
-        "--kernel", help="kernel name (default: the notebook's own, else python3)"
-    )
+    parser.add_argument("--kernel", help="kernel name (default: the notebook's own, else python3)")
     return parser.parse_args(argv)
 
 
@@ -178,19 +191,15 @@ def _kernel_defaults(path: str) -> tuple[str | None, str | None]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the notebook; return 0, or 1 when a cell or papermill failed."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--warm"]:
+        return warm_main(argv[1] if len(argv) > 1 else "python3")
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    parameters: dict[str, Any] = {}
-    if args.parameters_file:
-        with open(args.parameters_file, encoding="utf-8") as f:
-            parameters = json.load(f) or {}
     nonce = os.environ.pop(NONCE_ENV, "")  # the kernel inherits os.environ: keep it out
-    reporter = CellReporter(nonce, sys.stdout) if nonce else None
     signal.signal(signal.SIGTERM, _on_sigterm)
-
     try:
-        import papermill
-        from papermill.exceptions import PapermillExecutionError
+        import papermill  # noqa: F401
     except ImportError as exc:
         print(
             f"This image cannot run notebooks: {exc}. Notebook steps need python3 with papermill "
@@ -199,9 +208,21 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         return 1
+    return _execute(args, nonce, {"kernel_manager_class": ipc_kernel_manager()})
 
+
+def _execute(args: argparse.Namespace, nonce: str, engine: dict[str, Any]) -> int:
+    """Run papermill on ``args`` with the engine arguments ``engine``; return the exit code."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    parameters: dict[str, Any] = {}
+    reporter = CellReporter(nonce, sys.stdout) if nonce else None
     kernel, language = _kernel_defaults(args.input)
     try:
+        if args.parameters_file:
+            with open(args.parameters_file, encoding="utf-8") as f:
+                parameters = json.load(f) or {}
         papermill.execute_notebook(
             args.input,
             args.output,
@@ -212,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             progress_bar=False,
             stdout_file=sys.stdout,
             stderr_file=sys.stderr,
-            kernel_manager_class=ipc_kernel_manager(),
+            **engine,
             **(reporter.hooks() if reporter else {}),
         )
     except PapermillExecutionError as exc:
@@ -228,6 +249,119 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     _finish(reporter)
     return 0
+
+
+#: The line a warm runner prints once its kernel answers (see :func:`warm_main`).
+WARM_READY = "@@vh-warm-ready@@"
+
+
+def _kernel_name(args: argparse.Namespace) -> str:
+    """The kernel papermill will ask for: ``--kernel``, else the notebook's own, else python3."""
+    if args.kernel:
+        return str(args.kernel)
+    try:
+        with open(args.input, encoding="utf-8") as f:
+            spec = json.load(f).get("metadata", {}).get("kernelspec") or {}
+        return str(spec.get("name") or "python3")
+    except (OSError, ValueError, AttributeError):
+        return "python3"
+
+
+def _run_in_kernel(kc: Any, code: str, timeout: float = 30) -> None:
+    """Run ``code`` silently in the kernel of ``kc`` and wait for its reply."""
+    from jupyter_core.utils import run_sync
+
+    msg_id = kc.execute(code, silent=True, store_history=False)
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = run_sync(kc.get_shell_msg)(timeout=max(deadline - time.monotonic(), 0.01))
+        if reply["parent_header"].get("msg_id") == msg_id:
+            if reply["content"].get("status") != "ok":
+                raise RuntimeError(f"preparing the kernel failed: {reply['content']}")
+            return
+
+
+def _kill_kernel(km: Any) -> None:
+    """End the kernel now: it ran its one notebook (a graceful shutdown takes ~0.3 s more)."""
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    if process is None:
+        return
+    with contextlib.suppress(OSError):
+        os.killpg(process.pid, signal.SIGKILL)  # the kernel leads a session of its own
+    with contextlib.suppress(Exception):
+        process.wait(5)
+
+
+async def _already_ready(timeout: float | None = None) -> None:
+    return None
+
+
+def warm_main(kernel_name: str) -> int:
+    """Start ahead: import papermill, start a ``kernel_name`` kernel, print :data:`WARM_READY`,
+    then read one request (a JSON line: ``args`` as for :func:`main`, ``env``, ``nonce``) from
+    stdin and run it, on that kernel when the notebook asks for that kernel, else on a new one.
+
+    The kernel started before the request knew its directory and environment, so they are set
+    in it (``os.chdir``, ``os.environ``) before the first cell; everything else about it is fresh:
+    one runner, one kernel, one notebook. The runner's own environment carries no secrets of the
+    agent (the pool scrubs it), and the request's environment replaces it entirely.
+    """
+    import shutil
+    import tempfile
+
+    from jupyter_core.utils import run_sync
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    tmp = tempfile.mkdtemp(prefix="vh-kernel-")
+    km: Any = None
+    kc: Any = None
+    try:
+        import nbformat
+        import papermill  # noqa: F401 (most of a cold start is this import)
+
+        # Compile nbformat's schema validator now rather than while the user waits.
+        nbformat.validate(nbformat.v4.new_notebook())
+
+        km = _warm_kernel_manager()(
+            kernel_name=kernel_name, connection_file=os.path.join(tmp, "kernel.json")
+        )
+        run_sync(km.start_kernel)(cwd=tmp)
+        kc = km.client()
+        kc.start_channels(hb=False)  # nbclient starts the heartbeat when it takes this client
+        run_sync(kc.wait_for_ready)(timeout=60)
+        print(WARM_READY, flush=True)
+        line = sys.stdin.readline()
+        if not line.strip():  # the pool closed us without work
+            return 0
+        request = json.loads(line)
+        args = parse_args([str(a) for a in request["args"]])
+        env = {str(k): str(v) for k, v in (request.get("env") or {}).items()}
+        os.environ.clear()
+        os.environ.update(env)
+        engine: dict[str, Any] = {"kernel_manager_class": ipc_kernel_manager()}
+        if _kernel_name(args) == kernel_name:
+            cwd = os.path.abspath(args.cwd or os.getcwd())
+            _run_in_kernel(
+                kc,
+                f"__import__('os').chdir({cwd!r}); "
+                f"__import__('os').environ.clear(); __import__('os').environ.update({env!r})",
+            )
+            # nbclient takes the running client; its handshake (and the 0.2 s of IOPub quiet
+            # that ends one) happened before the request.
+            kc.wait_for_ready = _already_ready
+            km.ready_client = kc
+            engine = {"km": km}
+        return _execute(args, str(request.get("nonce") or ""), engine)
+    except _Stopped:
+        return 128 + signal.SIGTERM
+    finally:
+        if kc is not None:
+            with contextlib.suppress(Exception):
+                kc.stop_channels()
+        if km is not None:
+            _kill_kernel(km)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _finish(reporter: CellReporter | None) -> None:

@@ -110,6 +110,12 @@ class Runtime(LoggingConfigurable, metaclass=_RuntimeMeta):
             self.on_failure(job, result)
         return result
 
+    def open(self) -> None:
+        """Get ready to run executions (e.g. warm things up); the default does nothing."""
+
+    def close(self) -> None:
+        """Release what :meth:`open` started; the default does nothing."""
+
     def before_start(self, job: Job) -> None:
         """Prepare to run (e.g. pull an image); the default does nothing."""
 

@@ -6,7 +6,9 @@ a stop reaches every process they started: SIGTERM to the process group, SIGKILL
 papermill through the notebook runner (``python .../agent/nbrun.py``) in a second subprocess; the
 executed notebook lands in ``outputs/``, cell output reaches the log as it is printed and each code
 cell's start and end become ``progress`` events (the runner's marker lines, keyed by the job's
-``progress_nonce``, which only that subprocess gets in its environment).
+``progress_nonce``, which only that subprocess gets in its environment). With
+``warm_notebook_runners`` (the default: one), that runner was started ahead with its kernel
+(:mod:`agent.kernelpool`) and only gets the job's request; with none ready it starts cold.
 Whatever is left of the process group when the run ends is killed.
 """
 
@@ -22,9 +24,11 @@ import sys
 import threading
 import time
 
-from traitlets import Bool
+from traitlets import Bool, Int
 
 from .. import nbrun
+from ..io import scrubbed_env
+from ..kernelpool import KernelPool
 from ..logs import split_lines
 from .base import TIME_LIMIT, Job, Runtime
 
@@ -70,6 +74,31 @@ class LocalRuntime(Runtime):
         "PATH, so `python` and `pip` in a step mean the interpreter the agent runs on.",
     ).tag(config=True)
 
+    warm_notebook_runners = Int(
+        1,
+        help="Notebook runners (papermill with a started kernel) kept warm for notebook steps; "
+        "each serves one execution with a fresh kernel. 0: start every notebook cold.",
+    ).tag(config=True)
+
+    _pool: KernelPool | None = None
+
+    def open(self) -> None:
+        if self.warm_notebook_runners > 0 and self._pool is None:
+            self._pool = KernelPool(
+                self._with_path(scrubbed_env()),
+                size=self.warm_notebook_runners,
+                preexec_fn=_die_with_parent,
+            ).start()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> KernelPool | None:
+        return self._pool
+
     def execute(self, job: Job) -> int:
         deadline = time.monotonic() + job.time_limit if job.time_limit > 0 else None
         commands = [str(c) for c in job.spec.get("commands") or []]
@@ -78,8 +107,36 @@ class LocalRuntime(Runtime):
             code = self.run(job, ["/bin/sh", "-e", "-c", "\n".join(commands)], deadline)
         if code == 0 and job.spec.get("kind") == "notebook" and not job.stop.is_set():
             env = {nbrun.NONCE_ENV: job.progress_nonce}
-            code = self.run(job, notebook_argv(job), deadline, env)
+            try:
+                code = self.run(job, notebook_argv(job), deadline, env, warm=True)
+            finally:
+                if self._pool is not None:
+                    self._pool.replenish()
         return code
+
+    def _with_path(self, env: dict[str, str]) -> dict[str, str]:
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        if self.agent_python_first:
+            bindir = os.path.dirname(sys.executable)
+            path = env.get("PATH", os.defpath)
+            if path.split(os.pathsep)[0] != bindir:
+                env["PATH"] = bindir + os.pathsep + path
+        return env
+
+    def _warm_runner(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen | None:
+        """A warm runner that took the notebook's request, or None (start one cold)."""
+        proc = self._pool.take() if self._pool is not None else None
+        if proc is None:
+            return None
+        request_env = {k: v for k, v in env.items() if k != nbrun.NONCE_ENV}
+        try:
+            KernelPool.send(proc, argv[2:], request_env, env.get(nbrun.NONCE_ENV, ""))
+        except OSError as exc:
+            self.log.info("A warm notebook runner was gone (%s); starting one cold", exc)
+            _killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return None
+        return proc
 
     def run(
         self,
@@ -87,28 +144,29 @@ class LocalRuntime(Runtime):
         argv: list[str],
         deadline: float | None,
         extra_env: dict[str, str] | None = None,
+        warm: bool = False,
     ) -> int:
-        """Run one process group to its end (or until stopped); return its exit code."""
+        """Run one process group to its end (or until stopped); return its exit code.
+
+        ``warm``: ``argv`` is the notebook runner's; a warm one from the pool may run it.
+        """
         if job.stop.is_set():  # stopped before it began: never start it
             return -signal.SIGTERM
         env = dict(job.env)
         env.update(extra_env or {})
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        if self.agent_python_first:
-            bindir = os.path.dirname(sys.executable)
-            path = env.get("PATH", os.defpath)
-            if path.split(os.pathsep)[0] != bindir:
-                env["PATH"] = bindir + os.pathsep + path
-        proc = subprocess.Popen(
-            argv,
-            cwd=job.repository,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
+        env = self._with_path(env)
+        proc = self._warm_runner(argv, env) if warm else None
+        if proc is None:
+            proc = subprocess.Popen(
+                argv,
+                cwd=job.repository,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         readers = [
             threading.Thread(target=self._pump, args=(job, name, pipe), daemon=True)
             for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr))
