@@ -75,6 +75,7 @@ class Master:
     async def start(self) -> None:
         """Ensure indexes and initial secrets, rebuild queues, start loops and pub/sub."""
         await self.ctx.store.setup()
+        await self.services.projects.members.setup()
         cfg = self.config
         await self.services.environments.ensure(cfg.default_environment, cfg.agent_token or None)
         if cfg.admin_token or cfg.admin_password:

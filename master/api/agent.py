@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 from tornado.web import stream_request_body
 
-from jupyter_valohai.errors import InvalidInput, PayloadTooLarge
+from jupyter_valohai.errors import InvalidInput, NotFound, PayloadTooLarge
 
 from ..services.agent import parse_attempt
 from .base import BaseHandler
@@ -82,8 +82,17 @@ class CodeHandler(AgentHandler):
 
 
 class AgentDataHandler(AgentHandler):
+    """A datum's bytes, for the running attempt (``?execution=&attempt=``) that reads it as an
+    input or wrote it as an output; nothing else of the master's data."""
+
     async def get(self, datum_id: str) -> None:
+        execution_id = self.arg("execution") or ""
+        attempt = parse_attempt(self.arg("attempt"))
+        execution = await self.services.agent.fenced(self.environment, execution_id, attempt)
         doc = await self.services.outputs.get_datum(datum_id)
+        inputs = [u for uris in (execution.get("resolved_inputs") or {}).values() for u in uris]
+        if f"datum://{datum_id}" not in inputs and doc.get("output_execution") != execution_id:
+            raise NotFound(f"No datum {datum_id!r} among the inputs of {execution_id}.")
         await self.stream_object(
             doc["key"],
             posixpath.basename(doc["name"]),

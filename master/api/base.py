@@ -11,7 +11,7 @@ from tornado import httputil
 from tornado.iostream import StreamClosedError
 from tornado.web import HTTPError, RequestHandler
 
-from jupyter_valohai.errors import InvalidInput, NotAuthenticated, ValohaiError
+from jupyter_valohai.errors import InvalidInput, NotAuthenticated, NotFound, ValohaiError
 
 if TYPE_CHECKING:
     from jupyter_valohai.stores import ArtifactStore
@@ -65,6 +65,39 @@ class BaseHandler(RequestHandler):
             self.user = await self.services.users.authenticate(self.token())
         elif self.auth == "agent":
             self.environment = await self.services.environments.authenticate_agent(self.token())
+
+    # --- authorization (every project-scoped handler goes through these) ---------------------
+
+    async def project_for(self, project_id: Any, role: str = "viewer") -> Doc:
+        """The project, if the user holds ``role`` (viewer, editor, owner) in it; else 404/403."""
+        return await self.services.projects.authorize(self.user, project_id, role)
+
+    async def authorize(self, doc: Doc, role: str = "viewer", what: str = "object") -> Doc:
+        """Check ``role`` in the project a document (execution, datum, alias...) belongs to.
+
+        A user who cannot read that project is told the object does not exist.
+        """
+        missing = f"No {what} {doc.get('_id')!r}."
+        await self.services.projects.authorize(self.user, doc.get("project"), role, missing)
+        return doc
+
+    async def execution_for(self, ref: str, role: str = "viewer") -> Doc:
+        """The execution (id or ``project:counter``) if the user holds ``role`` in its project."""
+        doc = await self.services.executions.get(ref)
+        try:
+            return await self.authorize(doc, role, "execution")
+        except NotFound:
+            raise NotFound(f"No execution {ref!r}.", hint="See `vh exec list`.") from None
+
+    async def readable_projects(self) -> list[str] | None:
+        """Ids of the projects the user may read (``None``: all, for administrators)."""
+        return await self.services.projects.readable(self.user)
+
+    async def scope(self, project_id: Any) -> str | list[str] | None:
+        """A list query's project filter: the asked project (checked), else every readable one."""
+        if project_id:
+            return str((await self.project_for(project_id))["_id"])
+        return await self.readable_projects()
 
     # --- input ----------------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ class DataHandler(BaseHandler):
     async def get(self) -> None:
         limit, offset = page_params(self.arg("limit"), self.arg("offset"))
         filters = {k: self.arg(k) or "" for k in ("output_execution", "project")}
-        docs, count = await self.services.outputs.list_datums(filters, limit, offset)
+        scope = await self.scope(filters.pop("project"))
+        docs, count = await self.services.outputs.list_datums(filters, limit, offset, scope)
         describer = Describer(self.ctx, self.base)
         results = [await describer.datum(d) for d in docs]
         self.write_json(
@@ -24,7 +25,7 @@ class DataHandler(BaseHandler):
 
 class DatumHandler(BaseHandler):
     async def get(self, datum_id: str) -> None:
-        doc = await self.services.outputs.get_datum(datum_id)
+        doc = await self.authorize(await self.services.outputs.get_datum(datum_id), what="datum")
         self.write_json(await Describer(self.ctx, self.base).datum(doc))
 
 
@@ -33,7 +34,7 @@ class DatumDownloadHandler(BaseHandler):
     them (S3, Azure), else streamed as an attachment (valohai-cli accepts either)."""
 
     async def get(self, datum_id: str) -> None:
-        doc = await self.services.outputs.get_datum(datum_id)
+        doc = await self.authorize(await self.services.outputs.get_datum(datum_id), what="datum")
         filename = posixpath.basename(doc["name"])
         store = self.services.outputs.store_for(doc)
         url = await asyncio.to_thread(store.download_url, doc["key"], filename)

@@ -12,6 +12,7 @@ from jupyter_valohai.models import TERMINAL_STATUSES
 from ..logs import event_topic
 from ..services.common import page, page_params
 from ..services.describe import Describer
+from ..services.members import EDITOR
 from ..services.progress import JSON_STREAMS, parse_streams, parsed
 from .base import BaseHandler
 
@@ -36,7 +37,8 @@ def sse_message(event: dict) -> str:
 class ExecutionsHandler(BaseHandler):
     async def get(self) -> None:
         limit, offset = page_params(self.arg("limit"), self.arg("offset"))
-        docs, count = await self.services.executions.list(self.query(), limit, offset)
+        scope = await self.scope(self.arg("project"))
+        docs, count = await self.services.executions.list(self.query(), limit, offset, scope)
         describer = Describer(self.ctx, self.base)
         exclude = set(filter(None, (self.arg("exclude") or "").split(",")))
         results = [await describer.execution(d, exclude) for d in docs]
@@ -53,14 +55,14 @@ class ExecutionsHandler(BaseHandler):
 
 class ExecutionHandler(BaseHandler):
     async def get(self, ref: str) -> None:
-        doc = await self.services.executions.get(ref)
+        doc = await self.execution_for(ref)
         exclude = set(filter(None, (self.arg("exclude") or "").split(",")))
         self.write_json(await Describer(self.ctx, self.base).execution(doc, exclude))
 
 
 class StopHandler(BaseHandler):
     async def post(self, ref: str) -> None:
-        doc = await self.services.executions.get(ref)
+        doc = await self.execution_for(ref, EDITOR)
         message = await self.services.executions.stop(doc)
         self.write_json({"message": message})
 
@@ -73,7 +75,7 @@ class EventsHandler(BaseHandler):
     """
 
     async def get(self, ref: str) -> None:
-        doc = await self.services.executions.get(ref)
+        doc = await self.execution_for(ref)
         try:
             limit = int(self.arg("limit") or DEFAULT_EVENT_LIMIT)
         except ValueError:
@@ -101,7 +103,7 @@ class EventStreamHandler(BaseHandler):
     """
 
     async def get(self, ref: str) -> None:
-        doc = await self.services.executions.get(ref)
+        doc = await self.execution_for(ref)
         execution_id = doc["_id"]
         last = self.request.headers.get("Last-Event-ID") or self.arg("after") or None
         topic = event_topic(execution_id)
@@ -135,5 +137,5 @@ class EventStreamHandler(BaseHandler):
 
 class MetadataHandler(BaseHandler):
     async def get(self, ref: str) -> None:
-        doc = await self.services.executions.get(ref)
+        doc = await self.execution_for(ref)
         self.write_json(await Describer(self.ctx, self.base).metadata_entries(doc["_id"]))

@@ -32,7 +32,7 @@ def execution_message(entry_id: str, execution: dict[str, Any]) -> str:
 
 class ProjectExecutionStreamHandler(BaseHandler):
     async def get(self, project_id: str) -> None:
-        project = await self.services.projects.get(project_id)
+        project = await self.project_for(project_id)
         pid = project["_id"]
         try:
             limit = int(self.arg("limit") or DEFAULT_PAGE)

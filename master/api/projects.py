@@ -5,13 +5,14 @@ from __future__ import annotations
 from jupyter_valohai.errors import InvalidInput
 
 from ..services.common import as_bool, page, page_params
+from ..services.members import EDITOR, OWNER
 from .base import BaseHandler
 
 
 class ProjectsHandler(BaseHandler):
     async def get(self) -> None:
         limit, offset = page_params(self.arg("limit"), self.arg("offset"))
-        docs, count = await self.services.projects.list_projects(limit, offset)
+        docs, count = await self.services.projects.list_projects(self.user, limit, offset)
         results = [await self.services.projects.describe(d, self.base) for d in docs]
         self.write_json(
             page(results, count, self.base + "/api/v0/projects/", self.query(), limit, offset)
@@ -40,11 +41,11 @@ class OwnershipOptionsHandler(BaseHandler):
 
 class ProjectHandler(BaseHandler):
     async def get(self, project_id: str) -> None:
-        doc = await self.services.projects.get(project_id)
+        doc = await self.project_for(project_id)
         self.write_json(await self.services.projects.describe(doc, self.base))
 
     async def patch(self, project_id: str) -> None:
-        doc = await self.services.projects.get(project_id)
+        doc = await self.project_for(project_id, OWNER)
         body = self.body()
         if "repository" not in body:
             raise InvalidInput(
@@ -58,7 +59,7 @@ class FetchHandler(BaseHandler):
     """Fetch the linked Git repository: ``{commits: [new commits], errors: [...]}``."""
 
     async def post(self, project_id: str) -> None:
-        doc = await self.services.projects.get(project_id)
+        doc = await self.project_for(project_id, EDITOR)
         self.write_json(await self.services.projects.fetch(doc, self.base))
 
 
@@ -66,7 +67,7 @@ class ImportPackageHandler(BaseHandler):
     """Multipart upload of a code tarball (``data``) that becomes an ad-hoc commit."""
 
     async def post(self, project_id: str) -> None:
-        project = await self.services.projects.get(project_id)
+        project = await self.project_for(project_id, EDITOR)
         files = self.request.files.get("data")
         if not files:
             raise InvalidInput("Send the code tarball as the multipart file field 'data'.")
@@ -84,8 +85,8 @@ class CommitsHandler(BaseHandler):
         limit, offset = page_params(self.arg("limit"), self.arg("offset"))
         adhoc_arg = self.arg("adhoc")
         adhoc = None if adhoc_arg in (None, "") else as_bool(adhoc_arg)
-        project_id = project_id or self.arg("project")
-        docs, count = await self.services.projects.list_commits(project_id, adhoc, limit, offset)
+        scope = await self.scope(project_id or self.arg("project"))
+        docs, count = await self.services.projects.list_commits(scope, adhoc, limit, offset)
         self.write_json(
             self.services.projects.commit_page(
                 docs, count, self.base, self.request.path, self.query(), limit, offset
@@ -95,7 +96,8 @@ class CommitsHandler(BaseHandler):
 
 class CommitHandler(BaseHandler):
     async def get(self, identifier: str) -> None:
-        commit = await self.services.projects.get_commit(identifier, self.arg("project"))
+        scope = await self.scope(self.arg("project"))
+        commit = await self.services.projects.get_commit(identifier, scope)
         include = (self.arg("include") or "").split(",")
         self.write_json(
             self.services.projects.describe_commit(

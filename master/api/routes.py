@@ -37,6 +37,12 @@ AG = "/api/agent"
 ROUTES: list[Route] = [
     R(f"{V0}/get-token/", users.GetTokenHandler, post="Exchange username/password for a token"),
     R(f"{V0}/users/me/", users.MeHandler, get="The current user"),
+    R(
+        f"{V0}/users/",
+        users.UsersHandler,
+        get="List users (administrators)",
+        post="Create a user {username, password, email, is_admin} (administrators)",
+    ),
     R(f"{V0}/projects/", projects.ProjectsHandler, get="List projects", post="Create a project"),
     R(
         f"{V0}/projects/ownership_options/",
@@ -61,6 +67,18 @@ ROUTES: list[Route] = [
         post="Upload a code tarball as an ad-hoc commit (multipart field `data`)",
     ),
     R(f"{V0}/projects/{{id}}/commits/", projects.CommitsHandler, get="List a project's commits"),
+    R(
+        f"{V0}/projects/{{id}}/members/",
+        users.MembersHandler,
+        get="List the project's members and roles",
+        post="Add a member or change a role {user (name or id), role: viewer|editor|owner} "
+        "(owners)",
+    ),
+    R(
+        f"{V0}/projects/{{id}}/members/{{user}}/",
+        users.MemberHandler,
+        delete="Remove a member (owners)",
+    ),
     R(
         f"{V0}/projects/{{id}}/executions/stream/",
         feed.ProjectExecutionStreamHandler,

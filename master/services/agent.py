@@ -10,7 +10,7 @@ import logging
 import posixpath
 import time
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 from jupyter_valohai.errors import InvalidInput, NotFound, StaleAttempt
 from jupyter_valohai.models import (
@@ -117,7 +117,7 @@ class AgentService:
         project = await self.ctx.store.projects.find_one({"_id": doc["project"]}) or {}
         inputs: dict[str, list[dict[str, Any]]] = {}
         for name, uris in (doc.get("resolved_inputs") or doc.get("inputs", {})).items():
-            inputs[name] = [await self._input_file(uri) for uri in uris]
+            inputs[name] = [await self._input_file(uri, doc) for uri in uris]
         cfg = self.ctx.config
         spec: dict[str, Any] = {
             "id": doc["_id"],
@@ -152,14 +152,16 @@ class AgentService:
             spec["registry_auth"] = auth
         return spec
 
-    async def _input_file(self, uri: str) -> dict[str, Any]:
+    async def _input_file(self, uri: str, execution: Doc) -> dict[str, Any]:
         if uri.startswith("datum://"):
             datum_id = uri[len("datum://") :]
             datum = await self.ctx.store.datums.find_one({"_id": datum_id}) or {}
+            # The download is fenced like every agent call: this attempt, reading this input.
+            fence = urlencode({"execution": execution["_id"], "attempt": execution["attempt"]})
             return {
                 "name": datum.get("name", datum_id),
                 "uri": uri,
-                "url": f"/api/agent/data/{datum_id}/download",
+                "url": f"/api/agent/data/{datum_id}/download?{fence}",
                 "datum_id": datum_id,
                 "size": datum.get("size"),
                 "sha256": datum.get("sha256"),

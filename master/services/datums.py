@@ -184,8 +184,14 @@ class DatumService:
             await self.aliases.update_one(query, {"$set": {"datum": datum["_id"], "mtime": now}})
         return await self.aliases.find_one(query)  # type: ignore[return-value]
 
-    async def list_aliases(self, project: str, limit: int, offset: int) -> tuple[list[Doc], int]:
-        query: Doc = {"project": project} if project else {}
+    async def list_aliases(
+        self, project: str | list[str] | None, limit: int, offset: int
+    ) -> tuple[list[Doc], int]:
+        query: Doc = {}
+        if isinstance(project, list):  # any of these projects (the ones a user may read)
+            query["project"] = {"$in": project}
+        elif project:
+            query["project"] = project
         count = await self.aliases.count_documents(query)
         cursor = self.aliases.find(query).sort([("ctime", -1), ("name", 1)])
         return [d async for d in cursor.skip(offset).limit(limit)], count
@@ -246,8 +252,14 @@ class DatumService:
             )
         return await self.datasets.find_one(query)  # type: ignore[return-value]
 
-    async def list_datasets(self, project: str, limit: int, offset: int) -> tuple[list[Doc], int]:
-        query: Doc = {"project": project} if project else {}
+    async def list_datasets(
+        self, project: str | list[str] | None, limit: int, offset: int
+    ) -> tuple[list[Doc], int]:
+        query: Doc = {}
+        if isinstance(project, list):  # any of these projects (the ones a user may read)
+            query["project"] = {"$in": project}
+        elif project:
+            query["project"] = project
         count = await self.datasets.count_documents(query)
         cursor = self.datasets.find(query).sort([("ctime", 1), ("name", 1)])
         return [d async for d in cursor.skip(offset).limit(limit)], count

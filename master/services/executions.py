@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jupyter_valohai.errors import InvalidInput, NotFound
+from jupyter_valohai.errors import InvalidInput, NotFound, PermissionDenied
 from jupyter_valohai.models import (
     ALL_STATUSES,
     INCOMPLETE_STATUSES,
@@ -30,6 +30,7 @@ from ..store import Doc, new_id
 from .datums import DatumService
 from .environments import EnvironmentService
 from .lifecycle import Lifecycle
+from .members import EDITOR, VIEWER
 from .projects import ProjectService
 
 ORDERINGS = {
@@ -71,7 +72,7 @@ class ExecutionService:
             if not isinstance(body.get(key), str) or not body[key]:
                 raise InvalidInput(f"{key!r} is required.", hint="Send project, commit and step.")
         try:
-            project = await self.projects.get(body["project"])
+            project = await self.projects.authorize(user, body["project"], EDITOR)
             commit = await self.projects.commit_for_execution(body["commit"], project)
         except NotFound as exc:
             raise InvalidInput(exc.message, hint=exc.hint) from None
@@ -82,6 +83,7 @@ class ExecutionService:
         parameters = resolve_parameters(step, _typed(body, "parameters", dict, {}))
         inputs = resolve_inputs(step, _typed(body, "inputs", dict, {}))
         resolved_inputs, consumed = await self._check_datums(project["_id"], inputs)
+        await self._check_readable(user, consumed)
         env_vars = resolve_environment_variables(
             step, _typed(body, "environment_variables", dict, {})
         )
@@ -146,6 +148,18 @@ class ExecutionService:
         execution reads what its creator saw; return those inputs and the consumed datum ids."""
         return await DatumService(self.ctx).resolve_inputs(project_id, inputs)
 
+    async def _check_readable(self, user: Doc, datum_ids: list[str]) -> None:
+        """Inputs may only be datums of projects the creator can read."""
+        for datum_id in datum_ids:
+            datum = await self.ctx.store.datums.find_one({"_id": datum_id}, {"project": 1})
+            try:
+                await self.projects.authorize(user, (datum or {}).get("project"), VIEWER)
+            except (NotFound, PermissionDenied):
+                raise InvalidInput(
+                    f"No datum {datum_id!r} in a project you can read.",
+                    hint="Use outputs of your projects (see GET /api/v0/data/?project=...).",
+                ) from None
+
     async def get(self, ref: str) -> Doc:
         """Return an execution by id, ``<project id>:<counter>`` or ``<project id>:latest``."""
         doc = None
@@ -166,10 +180,19 @@ class ExecutionService:
         return doc  # type: ignore[no-any-return]
 
     async def list(
-        self, filters: dict[str, list[str]], limit: int, offset: int
+        self,
+        filters: dict[str, list[str]],
+        limit: int,
+        offset: int,
+        scope: str | list[str] | None = None,
     ) -> tuple[list[Doc], int]:
+        """Executions matching ``filters``, within ``scope`` (a project id or a list of them)."""
         query: Doc = {}
-        if filters.get("project"):
+        if isinstance(scope, list):
+            query["project"] = {"$in": scope}
+        elif scope:
+            query["project"] = scope
+        elif filters.get("project"):
             query["project"] = filters["project"][-1]
         statuses: set[str] = set()
         for status in filters.get("status", []):

@@ -255,12 +255,21 @@ class OutputService:
         return doc  # type: ignore[no-any-return]
 
     async def list_datums(
-        self, filters: dict[str, str], limit: int, offset: int
+        self,
+        filters: dict[str, str],
+        limit: int,
+        offset: int,
+        scope: str | list[str] | None = None,
     ) -> tuple[list[Doc], int]:
+        """Datums matching ``filters``, within ``scope`` (a project id or a list of them)."""
         query: Doc = {}
         if filters.get("output_execution"):
             query["output_execution"] = filters["output_execution"]
-        if filters.get("project"):
+        if isinstance(scope, list):
+            query["project"] = {"$in": scope}
+        elif scope:
+            query["project"] = scope
+        elif filters.get("project"):
             query["project"] = filters["project"]
         count = await self.ctx.store.datums.count_documents(query)
         cursor = self.ctx.store.datums.find(query).sort([("ctime", 1), ("name", 1)])

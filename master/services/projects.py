@@ -21,6 +21,7 @@ from ..context import Context
 from ..store import Doc, as_dt, new_id
 from .common import page
 from .git import Credentials, GitCommit, GitMirrors, SecretBox, check_url
+from .members import OWNER, VIEWER, MembershipService
 
 
 def code_key(sha256: str) -> str:
@@ -33,6 +34,30 @@ class ProjectService:
         git_root = os.path.join(ctx.config.data_dir, "git")
         self.git = GitMirrors(git_root)
         self.secrets = SecretBox(os.path.join(ctx.config.data_dir, "secrets", "repository.key"))
+        self.members = MembershipService(ctx)
+
+    # --- access ---------------------------------------------------------------------------------
+
+    async def authorize(
+        self, user: Doc, project_id: Any, need: str = VIEWER, missing: str | None = None
+    ) -> Doc:
+        """Return the project if ``user`` holds at least role ``need`` in it.
+
+        The one access check of the API: a project the user is no member of is answered like a
+        missing one (404, with ``missing`` as the message when given), a lower role gets 403.
+        """
+        try:
+            project = await self.get(project_id)
+            await self.members.check(user, project, need)
+        except NotFound as exc:
+            if missing:
+                raise NotFound(missing, hint=exc.hint) from None
+            raise
+        return project
+
+    async def readable(self, user: Doc) -> list[str] | None:
+        """Ids of the projects ``user`` may read (``None``: all of them, for administrators)."""
+        return await self.members.readable(user)
 
     # --- projects -------------------------------------------------------------------------------
 
@@ -64,6 +89,7 @@ class ProjectService:
                 f"You already have a project called {doc['name']!r}.",
                 hint="Pick another name, or link the existing one with `vh project link`.",
             ) from None
+        await self.members.add(doc, user, OWNER)
         return doc
 
     async def get(self, project_id: Any) -> Doc:
@@ -74,9 +100,12 @@ class ProjectService:
             raise NotFound(f"No project {project_id!r}.", hint="See `vh project list`.")
         return doc  # type: ignore[no-any-return]
 
-    async def list_projects(self, limit: int, offset: int) -> tuple[list[Doc], int]:
-        count = await self.ctx.store.projects.count_documents({})
-        cursor = self.ctx.store.projects.find({}).sort("ctime", 1).skip(offset).limit(limit)
+    async def list_projects(self, user: Doc, limit: int, offset: int) -> tuple[list[Doc], int]:
+        """The projects ``user`` may read."""
+        scope = await self.readable(user)
+        query: Doc = {} if scope is None else {"_id": {"$in": scope}}
+        count = await self.ctx.store.projects.count_documents(query)
+        cursor = self.ctx.store.projects.find(query).sort("ctime", 1).skip(offset).limit(limit)
         return [doc async for doc in cursor], count
 
     async def describe(self, project: Doc, base: str) -> dict[str, Any]:
@@ -317,7 +346,9 @@ class ProjectService:
 
     async def get_commit(self, identifier: Any, project_id: Any = None) -> Doc:
         query: Doc = {"identifier": identifier}
-        if project_id:
+        if isinstance(project_id, list):  # any of these projects (the ones a user may read)
+            query["project"] = {"$in": project_id}
+        elif project_id:
             query["project"] = project_id
         doc = await self.ctx.store.commits.find_one(query) if isinstance(identifier, str) else None
         if not doc:
@@ -336,7 +367,9 @@ class ProjectService:
         offset: int,
     ) -> tuple[list[Doc], int]:
         query: Doc = {}
-        if project_id:
+        if isinstance(project_id, list):  # any of these projects (the ones a user may read)
+            query["project"] = {"$in": project_id}
+        elif project_id:
             query["project"] = project_id
         if adhoc is not None:
             query["adhoc"] = adhoc

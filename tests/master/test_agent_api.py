@@ -97,7 +97,11 @@ async def test_outputs_upload_register_list_download(master: MasterClient) -> No
         assert body.headers["Content-Disposition"].startswith("attachment")
         assert body.content == files[datum["name"]]
         assert datum["sha256"] == hashlib.sha256(files[datum["name"]]).hexdigest()
-        agent_copy = await master.agent("GET", f"/api/agent/data/{datum['id']}/download")
+        agent_copy = await master.agent(
+            "GET",
+            f"/api/agent/data/{datum['id']}/download",
+            params={"execution": spec["id"], "attempt": spec["attempt"]},
+        )
         assert agent_copy.content == files[datum["name"]]
     bad = await master.agent(
         "POST",

@@ -95,6 +95,10 @@ async def test_a_project_cannot_name_an_unconfigured_store(master: MasterClient)
 async def test_agents_read_a_datum_from_its_projects_store(master: MasterClient) -> None:
     """Inputs: the agent's datum download reads the bytes from the store the datum is in."""
     datum = await run_one_output(master, "team-a", b"an input from s3")
-    resp = await master.agent("GET", f"/api/agent/data/{datum['id']}/download")
+    resp = await master.agent(
+        "GET",
+        f"/api/agent/data/{datum['id']}/download",
+        params={"execution": datum["execution"], "attempt": datum["attempt"]},
+    )
     assert resp.status_code == 200
     assert resp.content == b"an input from s3"
