@@ -103,8 +103,17 @@ def up_command(
 ) -> list[str]:
     """The command line of ``jupyter valohai up`` (for whoever starts it as a child process)."""
     argv = [
-        sys.executable, "-m", "jupyter_valohai.app", "up", "--lab" if lab else "--no-lab",
-        "--data-dir", data_dir, "--port", str(port), "--agents", str(agents),
+        sys.executable,
+        "-m",
+        "jupyter_valohai.app",
+        "up",
+        "--lab" if lab else "--no-lab",
+        "--data-dir",
+        data_dir,
+        "--port",
+        str(port),
+        "--agents",
+        str(agents),
     ]
     if stop_with_parent:
         argv.append("--stop-with-parent")
@@ -192,8 +201,12 @@ class UpApp(JupyterApp):
         log_path = self._path("logs", f"{name}.log")
         with open(log_path, "ab") as logf, self._signals_deferred():
             popen = subprocess.Popen(
-                argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})}, start_new_session=True,
+                argv,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
             )
             proc = ManagedProcess(name, popen, log_path=log_path)
             self.children.append(proc)
@@ -230,10 +243,22 @@ class UpApp(JupyterApp):
                 hint="Stop what uses it, or pick another with --port.",
             )
         argv = [
-            sys.executable, "-m", "jupyter_valohai.app", "master",
-            "--ip", self.ip, "--port", str(self.port), "--data-dir", self._path(),
-            "--mongo-url", mongo_url, "--redis-url", redis_url,
-            "--store-url", "file://" + self._path("artifacts"),
+            sys.executable,
+            "-m",
+            "jupyter_valohai.app",
+            "master",
+            "--ip",
+            self.ip,
+            "--port",
+            str(self.port),
+            "--data-dir",
+            self._path(),
+            "--mongo-url",
+            mongo_url,
+            "--redis-url",
+            redis_url,
+            "--store-url",
+            "file://" + self._path("artifacts"),
         ]
         env = {"VH_ADMIN_TOKEN": self.admin_token, "VH_AGENT_TOKEN": self.agent_token}
         proc = self._spawn("master", argv, env)
@@ -243,8 +268,14 @@ class UpApp(JupyterApp):
     def start_agents(self) -> None:
         for n in range(1, self.agents + 1):
             argv = [
-                sys.executable, "-m", "jupyter_valohai.app", "agent",
-                "--master-url", self.master_url, "--work-dir", self._path(f"agent-{n}"),
+                sys.executable,
+                "-m",
+                "jupyter_valohai.app",
+                "agent",
+                "--master-url",
+                self.master_url,
+                "--work-dir",
+                self._path(f"agent-{n}"),
             ]
             # The embedded default runs executions in Docker when an engine answers, else as
             # local processes; VH_AGENT_RUNTIME (docker, local, auto) says otherwise.
@@ -254,8 +285,12 @@ class UpApp(JupyterApp):
 
     def start_lab(self) -> ManagedProcess:
         argv = [
-            sys.executable, "-m", "jupyterlab", "--no-browser",
-            f"--port={self.lab_port}", f"--ServerApp.ip={self.ip}",
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--port={self.lab_port}",
+            f"--ServerApp.ip={self.ip}",
             "--ServerApp.port_retries=0",
         ]
         if os.geteuid() == 0:
@@ -348,7 +383,9 @@ class UpApp(JupyterApp):
                 if not proc.alive():
                     self.log.error(
                         "The %s exited unexpectedly (code %s); see its log: %s. Stopping the rest.",
-                        proc.name, proc.popen.returncode, proc.log_path,
+                        proc.name,
+                        proc.popen.returncode,
+                        proc.log_path,
                     )
                     return 1
             time.sleep(0.5)

@@ -33,7 +33,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-
 @pytest.fixture
 def lab(tmp_path: Path, master: Stack) -> Iterator[Lab]:
     """`jupyter lab` with the jupyter-valohai server and lab extensions, on the real master."""

@@ -181,9 +181,10 @@ def make_tarball(files: dict[str, str | bytes]) -> bytes:
     import tarfile
 
     buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(
-        fileobj=gz, mode="w"
-    ) as tar:
+    with (
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
         for name, content in sorted(files.items()):
             data = content.encode() if isinstance(content, str) else content
             info = tarfile.TarInfo(name)

@@ -77,9 +77,12 @@ def test_wait_for_port_gives_up(tmp_path: Path) -> None:
 
 def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
     popen = subprocess.Popen(
-        [sys.executable, "-c",
-         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-         "print('ready', flush=True); time.sleep(60)"],
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(60)",
+        ],
         stdout=subprocess.PIPE,
     )
     assert popen.stdout is not None and popen.stdout.readline() == b"ready\n"

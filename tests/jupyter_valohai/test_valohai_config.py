@@ -57,7 +57,10 @@ def config():  # type: ignore[no-untyped-def]
 def test_defaults_and_typed_overrides(config) -> None:  # type: ignore[no-untyped-def]
     step = get_step(config, "train")
     assert resolve_parameters(step, None) == {
-        "lr": 0.1, "epochs": 3, "label": "hi", "verbose": False,
+        "lr": 0.1,
+        "epochs": 3,
+        "label": "hi",
+        "verbose": False,
     }
     values = resolve_parameters(step, {"lr": "0.5", "epochs": "7", "verbose": "true"})
     assert values == {"lr": 0.5, "epochs": 7, "label": "hi", "verbose": True}
@@ -111,7 +114,8 @@ def test_inputs_and_environment(config) -> None:  # type: ignore[no-untyped-def]
     step = get_step(config, "train")
     assert resolve_inputs(step, None) == {"data": ["https://example.com/a.csv"], "extra": []}
     assert resolve_inputs(step, {"data": ["s3://b/1", " s3://b/2 "]})["data"] == [
-        "s3://b/1", "s3://b/2",
+        "s3://b/1",
+        "s3://b/2",
     ]
     with pytest.raises(InvalidInput):
         resolve_inputs(step, {"nope": "x"})

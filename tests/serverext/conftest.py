@@ -22,7 +22,6 @@ async def jp_asyncio_loop() -> asyncio.AbstractEventLoop:
     return asyncio.get_running_loop()
 
 
-
 @pytest.fixture
 def jp_server_config(master: Stack) -> Config:
     """The extension, pointed at the real master by ``c.Valohai``."""

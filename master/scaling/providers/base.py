@@ -1,10 +1,11 @@
 """The interface every worker-group provider implements.
 
-A provider owns the machines of worker groups of its kind (local processes, an on-prem pool, an AWS
-Auto Scaling group, a Kubernetes Deployment, an Azure scale set, a GCP managed instance group, OpenStack
-servers). The scaler decides sizes; the provider only makes them so. Providers whose SDKs are
-synchronous (boto3, azure-mgmt-compute, google-cloud-compute, openstacksdk, kubernetes) run their calls
-in a thread (:func:`asyncio.to_thread`); none of them holds state the master cannot rebuild.
+A provider owns the machines of worker groups of its kind (local processes, an on-prem pool, an
+AWS Auto Scaling group, a Kubernetes Deployment, an Azure scale set, a GCP managed instance group,
+OpenStack servers). The scaler decides sizes; the provider only makes them so. Providers whose
+SDKs are synchronous (boto3, azure-mgmt-compute, google-cloud-compute, openstacksdk, kubernetes)
+run their calls in a thread (:func:`asyncio.to_thread`); none of them holds state the master
+cannot rebuild.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class GroupSpec:
     max_size: int = 1
     # provider-specific settings from the environment document (AMI, subnets, namespace, image...)
     settings: dict[str, Any] = field(default_factory=dict)
-    # how a new worker reaches the master and proves it belongs to the group (a secret: never log it)
+    # how a new worker reaches the master and proves it belongs to its group (secret: never log it)
     master_url: str = ""
     token: str = field(default="", repr=False)
     bootstrap_url: str = ""  # <master>/api/agent/bootstrap.sh?group=<slug>
@@ -76,7 +77,7 @@ class WorkerGroupProvider(abc.ABC):
 
     @abc.abstractmethod
     async def terminate(self, group: GroupSpec, instance_id: str) -> None:
-        """Stop one idle instance and lower the desired size by one (scale-in of a chosen worker)."""
+        """Stop one idle instance and lower the desired size by one (scale in a chosen worker)."""
 
     async def set_protected(self, group: GroupSpec, instance_id: str, protected: bool) -> None:
         """Protect a busy instance from the provider's own scale-in; a no-op where none exists."""
