@@ -10,6 +10,7 @@ from master.scaling.providers.base import GroupSpec
 from tests.certs import self_signed
 
 from .fake_azure import FakeAzureCompute
+from .fake_gcp import FakeComputeEngine
 from .recording_server import RecordingServer
 
 TOKEN = "s3cret-group-token"
@@ -39,4 +40,11 @@ def azure_server(tmp_path) -> Iterator[RecordingServer]:
     cert = self_signed(tmp_path, "127.0.0.1")
     with RecordingServer(FakeAzureCompute(), cert=cert) as server:
         server.cert_path = cert[0]
+        yield server
+
+
+@pytest.fixture
+def gcp_server() -> Iterator[RecordingServer]:
+    """Compute Engine's REST API over plain http (AnonymousCredentials need no TLS)."""
+    with RecordingServer(FakeComputeEngine()) as server:
         yield server
