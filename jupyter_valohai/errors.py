@@ -13,6 +13,7 @@ master answers with when the error crosses the API.
     ├── Conflict                      409
     │   └── StaleAttempt              409  (a fenced agent call from an attempt that lost its lease)
     ├── PayloadTooLarge               413
+    ├── TooManyRequests               429  (a limit of the master, e.g. executions in flight)
     └── ServiceUnavailable            503  (MongoDB, Redis or the artifact store is not answering)
 """
 
@@ -83,6 +84,11 @@ class StaleAttempt(Conflict):
 class PayloadTooLarge(ValohaiError):
     status = 413
     code = "too_large"
+
+
+class TooManyRequests(ValohaiError):
+    status = 429
+    code = "too_many"
 
 
 class ServiceUnavailable(ValohaiError):

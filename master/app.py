@@ -18,7 +18,8 @@ from .config import MasterConfig
 class MasterApp(Application):
     """Run the master: REST API, agent API, queues, reaper. Secrets come from the environment:
     ``VH_ADMIN_TOKEN`` (API token of user "admin"), ``VH_ADMIN_PASSWORD`` (its password) and
-    ``VH_AGENT_TOKEN`` (worker-group token of the default environment); all stored hashed."""
+    ``VH_AGENT_TOKEN`` (worker-group token of the default environment); all stored hashed.
+    ``VH_SECRET_KEY`` (a Fernet key) seals project secrets (default: a key file in the data dir)."""
 
     name = "jupyter-valohai-master"
     version = __version__
@@ -70,6 +71,15 @@ class MasterApp(Application):
     max_log_events = Integer(100_000, help="Live log events kept per execution in Redis.").tag(
         config=True
     )
+    max_request_bytes = Integer(
+        16 * 1024**2, help="Largest JSON or form request body (uploads have their own limits)."
+    ).tag(config=True)
+    max_log_bytes = Integer(
+        64 * 1024**2, help="stdout/stderr bytes kept per execution; later output is dropped."
+    ).tag(config=True)
+    max_in_flight_per_project = Integer(
+        1000, help="Queued and running executions one project may have at a time."
+    ).tag(config=True)
 
     aliases: dict[Any, Any] = {  # type: ignore[assignment]
         "ip": "MasterApp.ip",
@@ -129,6 +139,10 @@ class MasterApp(Application):
             admin_token=os.environ.get("VH_ADMIN_TOKEN", ""),
             admin_password=os.environ.get("VH_ADMIN_PASSWORD", ""),
             agent_token=os.environ.get("VH_AGENT_TOKEN", ""),
+            secret_key=os.environ.get("VH_SECRET_KEY", ""),
+            max_request_bytes=self.max_request_bytes,
+            max_log_bytes=self.max_log_bytes,
+            max_in_flight_per_project=self.max_in_flight_per_project,
         )
 
     def start(self) -> None:

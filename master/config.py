@@ -31,6 +31,12 @@ class MasterConfig:
     admin_token: str = ""
     admin_password: str = ""
     agent_token: str = ""
+    # The Fernet key sealing project secrets (VH_SECRET_KEY); empty: a key file in the data dir.
+    secret_key: str = ""
+    # Limits that keep the master alive under load; each refusal says which limit and how to fix.
+    max_request_bytes: int = 16 * 1024**2  # a JSON or form body (uploads have their own limits)
+    max_log_bytes: int = 64 * 1024**2  # stdout/stderr kept per execution; more is dropped
+    max_in_flight_per_project: int = 1000  # queued + running executions of one project
 
     def resolved_store_url(self) -> str:
         return self.store_url or "file://" + os.path.join(self.data_dir, "artifacts")

@@ -4,6 +4,7 @@ project feeds."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
@@ -14,6 +15,9 @@ from .feed import ExecutionFeed
 from .logs import LogService
 from .queue import ExecutionQueues, Notifier
 from .store import Store
+
+if TYPE_CHECKING:
+    from .services.secrets import SecretService
 
 
 @dataclass
@@ -26,3 +30,4 @@ class Context:
     logs: LogService
     artifacts: ArtifactStore
     feed: ExecutionFeed
+    secrets: SecretService = None  # type: ignore[assignment]  # set by create_master

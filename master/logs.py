@@ -12,7 +12,9 @@ import gzip
 import io
 import json
 import logging
-from typing import Any
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
@@ -25,6 +27,19 @@ from .queue import PREFIX, Notifier
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
+
+#: Control characters (CR, LF, ANSI escapes...) that must not reach a one-line field verbatim.
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def neutralize(text: str) -> str:
+    """Return ``text`` as one inert line: control characters become ``\\xNN`` escapes, so a
+    value cannot forge a second log line or send terminal escape sequences."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
+class Masking(Protocol):
+    def mask(self, text: str) -> str: ...
 
 
 def stream_key(execution_id: str) -> str:
@@ -71,11 +86,20 @@ class LogService:
         self.notifier = notifier
         self.artifacts = artifacts
         self.max_events = max_events
+        #: Returns the masker of an execution's secrets (set by ``create_master``).
+        self.masker_for: Callable[[str], Awaitable[Masking]] | None = None
+
+    async def _masked(self, execution_id: str, events: list[Event]) -> list[Event]:
+        if self.masker_for is None:
+            return events
+        masker = await self.masker_for(execution_id)
+        return [{**e, "message": masker.mask(str(e.get("message") or ""))} for e in events]
 
     async def append(self, execution_id: str, events: list[Event]) -> None:
         """Add events (``stream``, ``message``, ``time``) and notify live viewers."""
         if not events:
             return
+        events = await self._masked(execution_id, events)
         key = stream_key(execution_id)
         pipe = self.redis.pipeline(transaction=False)
         for event in events:
@@ -93,8 +117,9 @@ class LogService:
         await self.notifier.publish(event_topic(execution_id))
 
     async def status(self, execution_id: str, message: str) -> None:
-        """Record a status event such as "Execution queued"."""
-        await self.append(execution_id, [{"stream": "status", "message": message}])
+        """Record a status event such as "Execution queued" (one line, control characters
+        escaped: messages carry values from agents and users)."""
+        await self.append(execution_id, [{"stream": "status", "message": neutralize(message)}])
 
     async def live(self, execution_id: str, after: str | None = None) -> list[Event]:
         """Return the events still in Redis, those after event id ``after`` if given."""
@@ -138,6 +163,7 @@ class LogService:
         if existing:
             seen = {e["id"] for e in existing}
             events = existing + [e for e in events if e["id"] not in seen]
+        events = await self._masked(execution_id, events)  # the archive is masked too
 
         def write() -> None:
             buf = io.BytesIO()

@@ -26,6 +26,7 @@ from .services.executions import ExecutionService
 from .services.lifecycle import Lifecycle
 from .services.outputs import OutputService
 from .services.projects import ProjectService
+from .services.secrets import SecretService
 from .services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -131,4 +132,6 @@ async def create_master(config: MasterConfig) -> Master:
         artifacts=artifacts,
         feed=ExecutionFeed(redis, notifier),
     )
+    ctx.secrets = SecretService(ctx)
+    ctx.logs.masker_for = ctx.secrets.masker  # every log event passes the execution's masker
     return Master(ctx)

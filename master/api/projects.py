@@ -104,3 +104,25 @@ class CommitHandler(BaseHandler):
                 commit, self.base, include_config="config" in include
             )
         )
+
+
+class VariablesHandler(BaseHandler):
+    """A project's environment variables: members read them (secret values never), owners set
+    them (``{name, value, secret}``)."""
+
+    async def get(self, project_id: str) -> None:
+        project = await self.project_for(project_id)
+        results = self.ctx.secrets.public(project)
+        self.write_json({"count": len(results), "results": results})
+
+    async def post(self, project_id: str) -> None:
+        project = await self.project_for(project_id, OWNER)
+        self.write_json(await self.ctx.secrets.set(project, self.body()), 201)
+
+
+class VariableHandler(BaseHandler):
+    async def delete(self, project_id: str, name: str) -> None:
+        project = await self.project_for(project_id, OWNER)
+        await self.ctx.secrets.delete(project, name)
+        self.set_status(204)
+        self.finish()

@@ -75,6 +75,18 @@ ROUTES: list[Route] = [
         "(owners)",
     ),
     R(
+        f"{V0}/projects/{{id}}/environment-variables/",
+        projects.VariablesHandler,
+        get="List the project's environment variables (secret values are never answered)",
+        post="Set {name, value, secret}; secret ones are encrypted at rest, injected only into "
+        "running executions and masked in their logs (owners)",
+    ),
+    R(
+        f"{V0}/projects/{{id}}/environment-variables/{{name}}/",
+        projects.VariableHandler,
+        delete="Delete an environment variable (owners)",
+    ),
+    R(
         f"{V0}/projects/{{id}}/members/{{user}}/",
         users.MemberHandler,
         delete="Remove a member (owners)",

@@ -132,7 +132,11 @@ class AgentService:
             "image": doc.get("image", ""),
             "parameters": doc.get("parameters", {}),
             "inputs": inputs,
-            "environment_variables": doc.get("environment_variables", {}),
+            # Secret variables are opened here only: for the agent that runs this attempt.
+            "environment_variables": {
+                **doc.get("environment_variables", {}),
+                **self.ctx.secrets.secrets_of(doc),
+            },
             "time_limit": doc.get("time_limit", 0),
             "code_url": f"/api/agent/executions/{doc['_id']}/code?attempt={doc['attempt']}",
             "lease_seconds": cfg.lease_seconds,
@@ -241,14 +245,54 @@ class AgentService:
                 {"execution": execution_id, "attempt": attempt, "time": at, "data": item["data"]}
             )
             posted.append({"time": str(item.get("time") or isoformat(at)), "data": item["data"]})
+        execution = await self.fenced(env, execution_id, attempt)
         cells = cell_sets(progress)
-        doc = await self.renew(env, execution_id, attempt, cells)
+        sets: dict[str, Any] = dict(cells)
+        clean = self._limit_log_bytes(execution, clean, sets)
+        masker = await self.ctx.secrets.masker(execution_id, execution)
+        if masker:  # secrets masked before anything is stored; split ones are held back
+            clean, carry = masker.stream(clean, self.ctx.secrets.open_carry(execution))
+            sets["mask_carry"] = self.ctx.secrets.seal_carry(carry)
+            entries = [{**e, "data": masker.mask_data(e["data"])} for e in entries]
+            posted = [{**p, "data": masker.mask_data(p["data"])} for p in posted]
+        doc = await self.renew(env, execution_id, attempt, sets)
         await self.ctx.logs.append(execution_id, with_metadata(clean, posted))
         if entries:
             await self.ctx.store.metadata.insert_many(entries)
         if cells:  # the execution's cells changed: its project's list shows them
             await self.ctx.feed.changed(doc["project"], execution_id)
         return {"stop": doc["status"] == STOPPING}
+
+    def _limit_log_bytes(
+        self, execution: Doc, events: list[dict[str, Any]], sets: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Keep stdout/stderr within ``max_log_bytes`` per execution; say once that the rest is
+        dropped (a log flood must not fill Redis or the archive)."""
+        limit = self.ctx.config.max_log_bytes
+        used = int(execution.get("log_bytes") or 0)
+        kept: list[dict[str, Any]] = []
+        dropped = 0
+        for event in events:
+            if event["stream"] in ("stdout", "stderr"):
+                size = len(event["message"].encode("utf-8", "replace"))
+                if used + size > limit:
+                    dropped += size
+                    continue
+                used += size
+            kept.append(event)
+        sets["log_bytes"] = used
+        if dropped:
+            sets["log_bytes_dropped"] = int(execution.get("log_bytes_dropped") or 0) + dropped
+            if not execution.get("log_bytes_dropped"):
+                kept.append(
+                    {
+                        "stream": "status",
+                        "message": f"Log limit reached: this execution may log {limit} bytes of "
+                        "stdout/stderr; further output is dropped (the execution keeps running).",
+                        "time": isoformat(utcnow()),
+                    }
+                )
+        return kept
 
     async def final_status(
         self, env: Doc, execution_id: str, attempt: int, status: Any, exit_code: Any, message: Any
@@ -259,6 +303,8 @@ class AgentService:
         # Outputs are registered by now: make the dataset versions they ask for (valohai-utils).
         for line in await DatumService(self.ctx).make_versions(execution):
             await self.ctx.logs.status(execution_id, line)
+        masker = await self.ctx.secrets.masker(execution_id, execution)
+        message = masker.mask(str(message or ""))
         text = f"Execution {status}"
         if exit_code is not None:
             text += f" (exit code {exit_code})"

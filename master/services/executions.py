@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jupyter_valohai.errors import InvalidInput, NotFound, PermissionDenied
+from jupyter_valohai.errors import InvalidInput, NotFound, PermissionDenied, TooManyRequests
 from jupyter_valohai.models import (
     ALL_STATUSES,
     INCOMPLETE_STATUSES,
@@ -84,9 +84,10 @@ class ExecutionService:
         inputs = resolve_inputs(step, _typed(body, "inputs", dict, {}))
         resolved_inputs, consumed = await self._check_datums(project["_id"], inputs)
         await self._check_readable(user, consumed)
-        env_vars = resolve_environment_variables(
-            step, _typed(body, "environment_variables", dict, {})
-        )
+        requested_env = _typed(body, "environment_variables", dict, {})
+        # Project variables under the request's; secret ones are sealed into the execution.
+        plain_env, sealed = self.ctx.secrets.snapshot(project, requested_env)
+        env_vars = resolve_environment_variables(step, {**plain_env, **requested_env})
         environment = await self.environments.resolve(body.get("environment"))
         image = _typed(body, "image", str, "") or step.image or ""
         tags = _typed(body, "tags", list, [])
@@ -98,6 +99,7 @@ class ExecutionService:
             raise InvalidInput("'time_limit' must not be negative.")
         notebook = notebook_path(step)
         commands = build_commands(step, parameters)
+        await self._check_in_flight(project)
 
         now = utcnow()
         counter = await self.ctx.store.next_counter(f"executions:{project['_id']}")
@@ -132,6 +134,7 @@ class ExecutionService:
             "deleted": False,
             "logs_archived": False,
             "runtime_config": body.get("runtime_config") or {},
+            **sealed,
         }
         await self.ctx.store.executions.insert_one(doc)
         await DatumService(self.ctx).record_consumption(doc)
@@ -147,6 +150,19 @@ class ExecutionService:
         """Pin ``datum://<id or alias>`` and expand ``dataset://<name>/<version>`` now, so the
         execution reads what its creator saw; return those inputs and the consumed datum ids."""
         return await DatumService(self.ctx).resolve_inputs(project_id, inputs)
+
+    async def _check_in_flight(self, project: Doc) -> None:
+        limit = self.ctx.config.max_in_flight_per_project
+        busy = await self.ctx.store.executions.count_documents(
+            {"project": project["_id"], "status": {"$in": sorted(INCOMPLETE_STATUSES)}}
+        )
+        if busy >= limit:
+            raise TooManyRequests(
+                f"Project {project['name']!r} already has {busy} executions queued or running "
+                f"(the limit is {limit}).",
+                hint="Wait for some to finish or stop some; the master's operator sets "
+                "--MasterApp.max_in_flight_per_project.",
+            )
 
     async def _check_readable(self, user: Doc, datum_ids: list[str]) -> None:
         """Inputs may only be datums of projects the creator can read."""

@@ -13,6 +13,7 @@ from jupyter_valohai.models import QUEUED, TERMINAL_STATUSES, utcnow
 
 from ..context import Context
 from ..store import Doc, as_dt
+from .secrets import Masker
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,12 @@ class Lifecycle:
 
     async def finish(self, execution: Doc) -> None:
         """Archive a finished execution's logs (safe to repeat)."""
+        carry = self.ctx.secrets.open_carry(execution) if execution.get("mask_carry") else {}
+        if carry:  # output held back in case it began a secret: it ends here, masked
+            await self.ctx.store.executions.update_one(
+                {"_id": execution["_id"]}, {"$unset": {"mask_carry": ""}}
+            )
+            await self.ctx.logs.append(execution["_id"], Masker.flush(carry))
         try:
             await self.ctx.logs.archive(execution["_id"])
         except Exception:  # the reaper's sweep retries executions whose logs are not archived

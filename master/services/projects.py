@@ -120,7 +120,11 @@ class ProjectService:
             "ctime": isoformat(as_dt(project["ctime"])),
             "url": url,
             "urls": {"display": f"{base}/p/{project['_id']}/"},
-            "environment_variables": {},
+            # Secret values never: {"NAME": {"value": null, "secret": true}}.
+            "environment_variables": {
+                v["name"]: {"value": v["value"], "secret": v["secret"]}
+                for v in self.ctx.secrets.public(project)
+            },
             "repository": self._describe_repository(project.get("repository")),
             "store": project.get("store"),
         }
