@@ -11,6 +11,7 @@ from tests.certs import self_signed
 
 from .fake_azure import FakeAzureCompute
 from .fake_gcp import FakeComputeEngine
+from .fake_openstack import FakeOpenStack
 from .recording_server import RecordingServer
 
 TOKEN = "s3cret-group-token"
@@ -47,4 +48,11 @@ def azure_server(tmp_path) -> Iterator[RecordingServer]:
 def gcp_server() -> Iterator[RecordingServer]:
     """Compute Engine's REST API over plain http (AnonymousCredentials need no TLS)."""
     with RecordingServer(FakeComputeEngine()) as server:
+        yield server
+
+
+@pytest.fixture
+def openstack_server() -> Iterator[RecordingServer]:
+    """Keystone v3 + Nova over plain http; the token's catalog points compute back here."""
+    with RecordingServer(FakeOpenStack()) as server:
         yield server
