@@ -7,7 +7,7 @@ import os
 import signal
 from typing import Any
 
-from traitlets import Dict, Float, Integer, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from jupyter_valohai import __version__
@@ -80,6 +80,22 @@ class MasterApp(Application):
     max_in_flight_per_project = Integer(
         1000, help="Queued and running executions one project may have at a time."
     ).tag(config=True)
+    deploy_targets = Dict(
+        help="Deployment targets by name: {name: {kind: local|kubernetes, ...options}} "
+        "(see docs/deployments.md); 'local' always exists.",
+    ).tag(config=True)
+    deploy_port = Integer(
+        0, help="Port of the front of local endpoints (0: any free port, shown in endpoint URLs)."
+    ).tag(config=True)
+    deploy_ip = Unicode("127.0.0.1", help="Address the endpoint front listens on.").tag(
+        config=True
+    )
+    deploy_public_url = Unicode(
+        help="URL clients reach the endpoint front at (default http://deploy_ip:port)."
+    ).tag(config=True)
+    builder = Bool(True, help="Run the inference builder (build queue) in this master.").tag(
+        config=True
+    )
 
     aliases: dict[Any, Any] = {  # type: ignore[assignment]
         "ip": "MasterApp.ip",
@@ -92,6 +108,7 @@ class MasterApp(Application):
         "redis-url": "MasterApp.redis_url",
         "store-url": "MasterApp.store_url",
         "log-level": "Application.log_level",
+        "deploy-port": "MasterApp.deploy_port",
     }
 
     @default("public_url")
@@ -143,6 +160,11 @@ class MasterApp(Application):
             max_request_bytes=self.max_request_bytes,
             max_log_bytes=self.max_log_bytes,
             max_in_flight_per_project=self.max_in_flight_per_project,
+            deploy_targets=dict(self.deploy_targets),
+            deploy_port=self.deploy_port,
+            deploy_ip=self.deploy_ip,
+            deploy_public_url=self.deploy_public_url,
+            builder=self.builder,
         )
 
     def start(self) -> None:

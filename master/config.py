@@ -37,6 +37,13 @@ class MasterConfig:
     max_request_bytes: int = 16 * 1024**2  # a JSON or form body (uploads have their own limits)
     max_log_bytes: int = 64 * 1024**2  # stdout/stderr kept per execution; more is dropped
     max_in_flight_per_project: int = 1000  # queued + running executions of one project
+    #: deployments (master/deploy): targets by name ({"kind": "local"|"kubernetes", ...}),
+    #: the front of local endpoints (port 0: any free one), and whether this master builds
+    deploy_targets: dict[str, dict] = field(default_factory=dict)
+    deploy_port: int = 0
+    deploy_ip: str = "127.0.0.1"
+    deploy_public_url: str = ""
+    builder: bool = True
 
     def resolved_store_url(self) -> str:
         return self.store_url or "file://" + os.path.join(self.data_dir, "artifacts")

@@ -16,6 +16,7 @@ from jupyter_valohai.stores import open_store
 from .api.routes import build_routes
 from .config import MasterConfig
 from .context import Context
+from .deploy.setup import Deployments
 from .feed import ExecutionFeed
 from .logs import LogService
 from .queue import ExecutionQueues, Notifier
@@ -63,10 +64,12 @@ class Master:
             outputs=OutputService(ctx, agent),
         )
         self.scheduler = Scheduler(ctx, lifecycle)
+        self.deployments = Deployments(ctx)
         self.app = Application(
             build_routes(self.config.base_url),
             master=self,
             services=self.services,
+            deployments=self.deployments,
             ctx=ctx,
             compress_response=True,
         )
@@ -88,6 +91,7 @@ class Master:
         self._tasks = [
             asyncio.create_task(self.scheduler.run_reaper(), name="vh-reaper"),
             asyncio.create_task(self.scheduler.run_reconciler(), name="vh-reconciler"),
+            *await self.deployments.start(),
         ]
 
     def listen(self, port: int, address: str = "127.0.0.1") -> HTTPServer:
@@ -104,6 +108,7 @@ class Master:
             self._server.stop()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.close_all_connections(), 2)
+        self.deployments.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -9,7 +9,7 @@ from typing import Any
 from tornado.web import RequestHandler
 
 from .. import __doc__ as master_doc
-from . import agent, data, datums, executions, feed, projects, registries, users
+from . import agent, data, datums, deployments, executions, feed, projects, registries, users
 from .base import BaseHandler, NotFoundHandler
 
 
@@ -156,6 +156,67 @@ ROUTES: list[Route] = [
         registries.RegistryCredentialHandler,
         delete="Delete a Docker registry credential",
     ),
+    R(
+        f"{V0}/deployments/",
+        deployments.DeploymentsHandler,
+        get="List deployments (?project=)",
+        post="Create a deployment {project, name, target, registry}",
+    ),
+    R(f"{V0}/deployments/{{id}}/", deployments.DeploymentHandler, get="Describe a deployment"),
+    R(
+        f"{V0}/deployments/{{id}}/suggest_version_name/",
+        deployments.SuggestVersionNameHandler,
+        get="A free version name ({name})",
+    ),
+    R(
+        f"{V0}/deployments/{{id}}/aliases/",
+        deployments.AliasesHandler,
+        get="List the deployment's version aliases",
+        post="Point alias {name, version, retire_previous} at a running version",
+    ),
+    R(
+        f"{V0}/deployment-versions/",
+        deployments.VersionsHandler,
+        get="List deployment versions (?deployment=&project=)",
+        post="Create a version {deployment, commit, name, endpoint_configurations, alias}: "
+        "queues the builds of its endpoints",
+    ),
+    R(
+        f"{V0}/deployment-versions/{{id}}/",
+        deployments.VersionHandler,
+        get="Describe a deployment version and its endpoints",
+    ),
+    R(
+        f"{V0}/deployment-versions/{{id}}/stop/",
+        deployments.VersionStopHandler,
+        post="Stop a version's endpoints (after the requests in flight)",
+    ),
+    R(
+        f"{V0}/deployment-endpoints/",
+        deployments.EndpointsHandler,
+        get="List deployment endpoints (?version=&project=)",
+    ),
+    R(
+        f"{V0}/deployment-endpoints/{{id}}/",
+        deployments.EndpointHandler,
+        get="Describe an endpoint: status, URLs, failure, health",
+    ),
+    R(
+        f"{V0}/deployment-endpoints/{{id}}/build-log/",
+        deployments.BuildLogHandler,
+        get="The endpoint's build log and failure reason",
+    ),
+    R(
+        f"{V0}/deployment-endpoints/{{id}}/build-log/stream/",
+        deployments.BuildLogStreamHandler,
+        get="The build log pushed as server-sent events until the build ends",
+    ),
+    R(
+        f"{V0}/deployment-endpoints/{{id}}/logs/",
+        deployments.EndpointLogsHandler,
+        get="The running endpoint's own log lines (?tail=)",
+    ),
+    R(f"{V0}/deployment-targets/", deployments.TargetsHandler, get="List deployment targets"),
     R(f"{AG}/claim", agent.ClaimHandler, post="Claim the next execution (long poll)"),
     R(f"{AG}/executions/{{id}}/heartbeat", agent.HeartbeatHandler, post="Renew the lease"),
     R(f"{AG}/executions/{{id}}/events", agent.AgentEventsHandler, post="Send log events"),

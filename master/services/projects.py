@@ -399,6 +399,7 @@ class ProjectService:
         }
         if include_config:
             out["config_text"] = commit.get("config_text")
+            out["config"] = commit.get("config_text")  # valohai-cli parses this one
         return out
 
     def commit_page(
