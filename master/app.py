@@ -87,9 +87,7 @@ class MasterApp(Application):
     deploy_port = Integer(
         0, help="Port of the front of local endpoints (0: any free port, shown in endpoint URLs)."
     ).tag(config=True)
-    deploy_ip = Unicode("127.0.0.1", help="Address the endpoint front listens on.").tag(
-        config=True
-    )
+    deploy_ip = Unicode("127.0.0.1", help="Address the endpoint front listens on.").tag(config=True)
     deploy_public_url = Unicode(
         help="URL clients reach the endpoint front at (default http://deploy_ip:port)."
     ).tag(config=True)
