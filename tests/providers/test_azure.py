@@ -52,6 +52,8 @@ async def test_scale_set_up_and_down(azure_server):
         await provider.set_desired(g, 3)
         instances = await provider.list_instances(g)
         assert [i.state for i in instances] == [RUNNING] * 3
+        # a VM's id is its name, "<scale set>_<instance id>", as the VM reads it from IMDS
+        assert [i.id for i in instances] == [f"vh-agent-gpu-t4_{n}" for n in range(3)]
         busy, idle = instances[0].id, instances[2].id
         await provider.set_protected(g, busy, True)
         assert {i.id: i.protected for i in await provider.list_instances(g)}[busy] is True
@@ -81,6 +83,7 @@ async def test_scale_set_up_and_down(azure_server):
     os_profile = profile["osProfile"]
     script = base64.b64decode(os_profile["customData"]).decode()
     assert script.startswith("#!/bin/sh")
+    assert "169.254.169.254/metadata/instance/compute" in script  # the agent's instance id
     assert "bootstrap.sh?group=gpu-t4" in script and TOKEN in script
     assert os_profile["linuxConfiguration"]["disablePasswordAuthentication"] is True
     assert profile["storageProfile"]["imageReference"] == {
@@ -98,11 +101,11 @@ async def test_scale_set_up_and_down(azure_server):
         {"sku": {"capacity": 1}},
     ]
     # protection: PUT on the VM with the documented minimal body
-    (protect,) = calls("PUT", VMSS + f"/virtualMachines/{busy}")
+    (protect,) = calls("PUT", VMSS + "/virtualMachines/0")
     assert protect.body == {"properties": {"protectionPolicy": {"protectFromScaleIn": True}}}
     # terminate one chosen VM: POST .../delete with its instance id
     (delete_instances,) = calls("POST", VMSS + "/delete")
-    assert delete_instances.body == {"instanceIds": [idle]}
+    assert delete_instances.body == {"instanceIds": ["2"]}
     assert len(calls("GET", VMSS + "/virtualMachines")) == 4
     (delete,) = calls("DELETE", VMSS)
     assert delete.body is None

@@ -63,6 +63,7 @@ async def test_managed_instance_group_up_and_down(gcp_server):
     (item,) = props["metadata"]["items"]
     assert item["key"] == "startup-script"
     assert "bootstrap.sh?group=gpu-t4" in item["value"] and TOKEN in item["value"]
+    assert "computeMetadata/v1/instance/name" in item["value"]  # the agent's instance id
     disk = props["disks"][0]
     assert disk["boot"] is True and disk["type"] == "PERSISTENT"
     assert disk["initializeParams"] == {

@@ -99,6 +99,11 @@ def test_resources_gpu_and_token_only_by_reference():
             "valueFrom": {"secretKeyRef": {"name": "vh-agent-gpu-t4-token", "key": "token"}},
         }
         assert TOKEN not in json.dumps(workload)
+        instance_env = next(e for e in container["env"] if e["name"] == "VH_AGENT_INSTANCE_ID")
+        field = instance_env["valueFrom"]["fieldRef"]["fieldPath"]
+        assert field == (
+            "metadata.name" if workload is deployment else "metadata.labels['job-name']"
+        )
     assert job["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "--once"
     assert base64.b64decode(secret["data"]["token"]).decode() == TOKEN
     assert deployment["spec"]["replicas"] == 2

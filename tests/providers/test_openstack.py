@@ -48,7 +48,8 @@ async def test_tagged_servers_up_and_down(openstack_server):
         await provider.set_desired(g, 3)
         instances = await provider.list_instances(g)
         assert [i.state for i in instances] == [RUNNING] * 3
-        busy, idle = instances[0].id, instances[1].id
+        busy, idle = instances[0].id, instances[1].id  # server names, as the agents report them
+        server_ids = {i.id: i.details["server_id"] for i in instances}
         await provider.set_protected(g, busy, True)
         await provider.terminate(g, idle)
         await provider.set_desired(g, 0)  # the protected, busy server stays
@@ -90,14 +91,16 @@ async def test_tagged_servers_up_and_down(openstack_server):
         assert server["tags"] == [TAG]
         script = base64.b64decode(server["user_data"]).decode()
         assert "bootstrap.sh?group=gpu-t4" in script and TOKEN in script
+        assert f"export VH_AGENT_INSTANCE_ID={server['name']}" in script
     # listing filters by the group's tag
     lists = calls("GET", SERVERS + "/detail")
     assert lists and all(r.query["tags"] == TAG for r in lists)
     # protection is server metadata
-    (protect,) = calls("POST", f"{SERVERS}/{busy}/metadata")
+    (protect,) = calls("POST", f"{SERVERS}/{server_ids[busy]}/metadata")
     assert protect.body == {"metadata": {"jupyter-valohai-protected": "true"}}
     # deletes: the chosen idle server, then the one unprotected left by set_desired(0), then the
     # busy one by delete_group
     deletes = [r.path.rsplit("/", 1)[-1] for r in calls("DELETE", SERVERS + "/.*")]
-    assert deletes[0] == idle and deletes[-1] == busy and len(deletes) == 3
+    assert deletes[0] == server_ids[idle] and deletes[-1] == server_ids[busy]
+    assert len(deletes) == 3
     assert all(r.body is None for r in calls("DELETE", SERVERS + "/.*"))

@@ -49,27 +49,75 @@ def resource_name(slug: str, prefix: str = "vh-agent", max_length: int = 63) -> 
     return name[:max_length].rstrip("-")
 
 
-def bootstrap_script(group: GroupSpec) -> str:
+def bootstrap_script(
+    group: GroupSpec, *, instance_id: str = "", instance_id_python: str = ""
+) -> str:
     """Return the first-boot script (user data) of a new worker VM of ``group``.
 
-    It fetches the master's bootstrap script for the group and runs it with the group's token in
-    ``VH_AGENT_TOKEN``; the bootstrap installs the agent into a venv and starts it. The token is a
-    secret: it lives only in the instance's user data, which the cloud shows to its administrators.
+    It exports ``VH_MASTER_URL``, the group's token as ``VH_AGENT_TOKEN`` and the machine's provider
+    id as ``VH_AGENT_INSTANCE_ID`` (``instance_id`` when known in advance, else what the Python
+    snippet ``instance_id_python`` prints, e.g. from the cloud's metadata service), then fetches the
+    master's bootstrap script for the group (sending the token) and runs it; that script installs
+    the agent into a venv and starts it. The agent reports the instance id, which is how the scaler
+    tells which worker runs on which instance. Only ``python3`` is needed on the image (the
+    bootstrap needs it for the venv anyway). The token is a secret: it lives only in the instance's
+    user data, which the cloud shows to its administrators.
     """
     if not group.bootstrap_url:
         raise InvalidInput(
             f"The worker group {group.slug!r} has no bootstrap URL.",
             hint="Set the master's public URL so new workers can reach it.",
         )
+    if instance_id:
+        id_line = f"export VH_AGENT_INSTANCE_ID={shlex.quote(instance_id)}"
+    elif instance_id_python:
+        id_line = (
+            "VH_AGENT_INSTANCE_ID=$(python3 -c "
+            f"{shlex.quote(instance_id_python)})\nexport VH_AGENT_INSTANCE_ID"
+        )
+    else:
+        id_line = "# (no instance id: the scaler will not match this worker to its machine)"
     lines = [
         "#!/bin/sh",
-        f"# jupyter-valohai worker of group {group.slug}",
+        # (the slug only in a comment, cleaned: a newline in it must not become a command)
+        f"# jupyter-valohai worker of group {re.sub(r'[^A-Za-z0-9_.-]', '?', group.slug)}",
+        "# installs the agent from the master and starts it",
         "set -eu",
         f"export VH_MASTER_URL={shlex.quote(group.master_url)}",
         f"export VH_AGENT_TOKEN={shlex.quote(group.token)}",
-        f"export VH_GROUP={shlex.quote(group.slug)}",
-        'curl -fsSL --retry 10 --retry-connrefused -H "Authorization: Token $VH_AGENT_TOKEN" \\',
-        f"    {shlex.quote(group.bootstrap_url)} | sh",
+        id_line,
+        "BOOT=$(mktemp)",
+        f"python3 - {shlex.quote(group.bootstrap_url)} \"$BOOT\" <<'PY'",
+        "import os, sys, time, urllib.request",
+        'auth = {"Authorization": "Token " + os.environ["VH_AGENT_TOKEN"]}',
+        "for attempt in range(30):  # the network may come up after this script starts",
+        "    try:",
+        "        with urllib.request.urlopen(",
+        "            urllib.request.Request(sys.argv[1], headers=auth), timeout=60",
+        "        ) as r:",
+        "            body = r.read()",
+        "        break",
+        "    except OSError:",
+        "        if attempt == 29:",
+        "            raise",
+        "        time.sleep(10)",
+        'with open(sys.argv[2], "wb") as f:',
+        "    f.write(body)",
+        "PY",
+        'exec sh "$BOOT"',
         "",
     ]
     return "\n".join(lines)
+
+
+# Python snippets that print this machine's provider id from the cloud's metadata service
+AZURE_VM_NAME = (
+    "import json, urllib.request as u; print(json.load(u.urlopen(u.Request("
+    "'http://169.254.169.254/metadata/instance/compute?api-version=2021-02-01', "
+    "headers={'Metadata': 'true'}), timeout=10))['name'])"
+)
+GCE_INSTANCE_NAME = (
+    "import urllib.request as u; print(u.urlopen(u.Request("
+    "'http://metadata.google.internal/computeMetadata/v1/instance/name', "
+    "headers={'Metadata-Flavor': 'Google'}), timeout=10).read().decode())"
+)

@@ -21,7 +21,7 @@ import contextlib
 import time
 from typing import Any
 
-from ._cloud import GROUP_LABEL, bootstrap_script, required, resource_name, setting
+from ._cloud import AZURE_VM_NAME, GROUP_LABEL, bootstrap_script, required, resource_name, setting
 from .base import PENDING, RUNNING, STOPPING, GroupSpec, Instance, WorkerGroupProvider
 
 DEFAULT_IMAGE = "Canonical:ubuntu-24_04-lts:server:latest"
@@ -89,7 +89,8 @@ class AzureProvider(WorkerGroupProvider):
         if isinstance(image, str):
             publisher, offer, sku, version = image.split(":")
             image = {"publisher": publisher, "offer": offer, "sku": sku, "version": version}
-        custom_data = base64.b64encode(bootstrap_script(group).encode()).decode()
+        script = bootstrap_script(group, instance_id_python=AZURE_VM_NAME)
+        custom_data = base64.b64encode(script.encode()).decode()
         profile: dict[str, Any] = {
             "osProfile": {
                 "computerNamePrefix": name[:50],
@@ -208,10 +209,12 @@ class AzureProvider(WorkerGroupProvider):
             policy = props.protection_policy if props else None
             out.append(
                 Instance(
-                    id=str(vm.instance_id),
+                    # the VM's name ("<scale set>_<instance id>") is what the VM itself reads from
+                    # the metadata service and reports as its agent's instance id
+                    id=str(vm.name),
                     state={"Succeeded": RUNNING, "Deleting": STOPPING}.get(state, PENDING),
                     protected=bool(policy and policy.protect_from_scale_in),
-                    details={"name": vm.name, "provisioning_state": state},
+                    details={"instance_id": vm.instance_id, "provisioning_state": state},
                 )
             )
         return out
@@ -222,7 +225,7 @@ class AzureProvider(WorkerGroupProvider):
             sets.begin_delete_instances,
             required(self, group, "resource_group"),
             self.scale_set_name(group),
-            {"instanceIds": [str(instance_id)]},
+            {"instanceIds": [_vmss_instance_id(instance_id)]},
         )
 
     async def set_protected(self, group: GroupSpec, instance_id: str, protected: bool) -> None:
@@ -231,7 +234,7 @@ class AzureProvider(WorkerGroupProvider):
             vms.begin_update,
             required(self, group, "resource_group"),
             self.scale_set_name(group),
-            str(instance_id),
+            _vmss_instance_id(instance_id),
             {"properties": {"protectionPolicy": {"protectFromScaleIn": bool(protected)}}},
         )
 
@@ -250,3 +253,8 @@ class AzureProvider(WorkerGroupProvider):
         for client in self._clients.values():
             await asyncio.to_thread(client.close)
         self._clients.clear()
+
+
+def _vmss_instance_id(vm: str) -> str:
+    """Return the scale-set instance id of a VM name ``<scale set>_<instance id>`` (or an id)."""
+    return vm.rsplit("_", 1)[-1]

@@ -26,7 +26,14 @@ from typing import Any
 
 from jupyter_valohai.errors import InvalidInput, ServiceUnavailable
 
-from ._cloud import GROUP_LABEL, bootstrap_script, required, resource_name, setting
+from ._cloud import (
+    GCE_INSTANCE_NAME,
+    GROUP_LABEL,
+    bootstrap_script,
+    required,
+    resource_name,
+    setting,
+)
 from .base import PENDING, RUNNING, STOPPING, GroupSpec, Instance, WorkerGroupProvider
 
 DEFAULT_IMAGE = "projects/debian-cloud/global/images/family/debian-12"
@@ -101,6 +108,7 @@ class GcpProvider(WorkerGroupProvider):
             interface["subnetwork"] = setting(self, group, "subnetwork")
         if setting(self, group, "external_ip", True):
             interface["accessConfigs"] = [{"name": "External NAT", "type": "ONE_TO_ONE_NAT"}]
+        script = bootstrap_script(group, instance_id_python=GCE_INSTANCE_NAME)
         properties: dict[str, Any] = {
             "machineType": group.instance_type,
             "labels": {GROUP_LABEL: resource_name(group.slug, prefix="", max_length=63)},
@@ -116,7 +124,7 @@ class GcpProvider(WorkerGroupProvider):
                 }
             ],
             "networkInterfaces": [interface],
-            "metadata": {"items": [{"key": "startup-script", "value": bootstrap_script(group)}]},
+            "metadata": {"items": [{"key": "startup-script", "value": script}]},
             "scheduling": {"onHostMaintenance": "TERMINATE" if group.gpus else "MIGRATE"},
         }
         if group.gpus:

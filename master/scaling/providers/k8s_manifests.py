@@ -86,6 +86,11 @@ def pod_spec(group: GroupSpec, s: KubeSettings, *, once: bool = False) -> dict[s
             {"name": "VH_MASTER_URL", "value": group.master_url},
             {"name": "VH_AGENT_RUNTIME", "value": s.runtime},
             {
+                # the scaler matches agents to pods (or Jobs) by this id
+                "name": "VH_AGENT_INSTANCE_ID",
+                "valueFrom": {"fieldRef": {"fieldPath": _instance_field(once)}},
+            },
+            {
                 "name": "VH_AGENT_TOKEN",
                 "valueFrom": {"secretKeyRef": {"name": names(group)["secret"], "key": "token"}},
             },
@@ -110,6 +115,11 @@ def pod_spec(group: GroupSpec, s: KubeSettings, *, once: bool = False) -> dict[s
     if s.image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": n} for n in s.image_pull_secrets]
     return spec
+
+
+def _instance_field(once: bool) -> str:
+    # a Deployment's instances are its pods; a Job's pod carries the Job's name in this label
+    return "metadata.labels['job-name']" if once else "metadata.name"
 
 
 def build_manifests(

@@ -149,8 +149,10 @@ class KubernetesProvider(WorkerGroupProvider):
             if exc.status != 409:
                 raise
             # keep the current size; refresh the pod template (image, resources, token reference)
-            patch = {"metadata": {"labels": km.labels(group)}, "spec": {"template": None}}
-            patch["spec"]["template"] = deployment["spec"]["template"]
+            patch = {
+                "metadata": {"labels": km.labels(group)},
+                "spec": {"template": deployment["spec"]["template"]},
+            }
             await self._call(
                 apps.patch_namespaced_deployment,
                 deployment["metadata"]["name"],

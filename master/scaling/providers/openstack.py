@@ -2,7 +2,8 @@
 
 OpenStack has no scaling group in Nova itself, so the provider keeps none: the group's servers carry
 the tag and metadata ``jupyter-valohai-group=<slug>``, and the size is their count. ``set_desired``
-creates servers (``user_data`` = the bootstrap script) or deletes the newest unprotected ones;
+creates servers (``user_data`` = the bootstrap script; a worker's instance id is its server's
+name) or deletes the newest unprotected ones;
 protection is the server metadata ``jupyter-valohai-protected=true``, so it survives a master
 restart. Through openstacksdk's compute proxy (Keystone v3 auth). Experimental.
 
@@ -64,7 +65,10 @@ class OpenStackProvider(WorkerGroupProvider):
             "name": name,
             "image_id": str(required(self, group, "image_id")),
             "flavor_id": flavor_id,
-            "user_data": base64.b64encode(bootstrap_script(group).encode()).decode(),
+            # the agent reports the server's name as its instance id (known before it exists)
+            "user_data": base64.b64encode(
+                bootstrap_script(group, instance_id=name).encode()
+            ).decode(),
             "metadata": {GROUP_LABEL: group.slug},
             "tags": [self.tag(group)],
         }
@@ -124,22 +128,33 @@ class OpenStackProvider(WorkerGroupProvider):
                 continue
             out.append(
                 Instance(
-                    id=s.id,
+                    id=s.name,
                     state=state,
                     protected=(s.metadata or {}).get(PROTECTED) == "true",
-                    details={"name": s.name, "status": s.status},
+                    details={"server_id": s.id, "status": s.status},
                 )
             )
         return out
 
+    def _server_id(self, group: GroupSpec, name: str) -> str | None:
+        for server in self._servers(group):
+            if server.name == name:
+                return str(server.id)
+        return None
+
     async def terminate(self, group: GroupSpec, instance_id: str) -> None:
         compute = self.connection().compute
-        await self._run(compute.delete_server, instance_id, ignore_missing=True)
+        server_id = await self._run(self._server_id, group, instance_id)
+        if server_id is not None:  # already gone otherwise
+            await self._run(compute.delete_server, server_id, ignore_missing=True)
 
     async def set_protected(self, group: GroupSpec, instance_id: str, protected: bool) -> None:
         compute = self.connection().compute
+        server_id = await self._run(self._server_id, group, instance_id)
+        if server_id is None:
+            return
         value = "true" if protected else "false"
-        await self._run(compute.set_server_metadata, instance_id, **{PROTECTED: value})
+        await self._run(compute.set_server_metadata, server_id, **{PROTECTED: value})
 
     async def delete_group(self, group: GroupSpec) -> None:
         compute = self.connection().compute
