@@ -15,7 +15,7 @@ import pytest
 
 from jupyter_valohai.errors import InvalidInput
 from master.scaling.providers import k8s_manifests as km
-from master.scaling.providers.base import PENDING, GroupSpec
+from master.scaling.providers.base import PENDING, RUNNING, GroupSpec
 from master.scaling.providers.kubernetes import KubernetesProvider
 
 TOKEN = "s3cret-group-token"
@@ -51,26 +51,28 @@ def manifests(g: GroupSpec) -> list[dict]:
     return [objs["secret"], objs["deployment"], objs["job"]]
 
 
-@pytest.mark.parametrize(
-    "settings",
-    [{}, {"node_selector": {}, "tolerations": []}, {"service_account": "agents"}],
-    ids=["gpu-tolerations", "plain", "service-account"],
-)
-def test_manifests_pass_kubernetes_validate_strict(settings, tmp_path):
-    g = group(**settings)
-    for obj in manifests(g):
-        # the Python API raises on any schema error; strict also refuses unknown fields
+SETTINGS = [{}, {"node_selector": {}, "tolerations": []}, {"service_account": "agents"}]
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=["gpu-tolerations", "plain", "service-account"])
+def test_manifests_pass_kubernetes_validate_strict(settings):
+    for obj in manifests(group(**settings)):
+        # raises on any schema error; strict also refuses fields the schema does not know
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-    # and the CLI, as an operator would run it on the files
-    for obj in manifests(g):
-        one = tmp_path / f"{obj['kind']}.json"
-        one.write_text(json.dumps(obj))
-        run = subprocess.run(
-            [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", K8S_VERSION, str(one)],
-            capture_output=True,
-            text=True,
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_kubernetes_validate_cli_strict_on_every_manifest(tmp_path):
+    """The CLI, as an operator would run it, over one multi-document file of every manifest."""
+    docs = [obj for settings in SETTINGS for obj in manifests(group(**settings))]
+    path = tmp_path / "manifests.yaml"
+    path.write_text("\n---\n".join(json.dumps(obj) for obj in docs))
+    run = subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", K8S_VERSION, str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.count("passed") == len(docs) == 9
 
 
 def test_strict_validation_catches_a_bad_manifest():
@@ -179,3 +181,51 @@ async def test_job_mode_against_kmock(kmock):
         assert await provider.list_instances(g) == []
     finally:
         await provider.close()
+
+
+def pod(name: str, phase: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "workers", "labels": {km.GROUP_LABEL: "gpu-t4"}},
+        "spec": {"containers": [{"name": "agent", "image": "agent:0.1"}]},
+        "status": {"phase": phase},
+    }
+
+
+async def test_pods_protection_and_chosen_scale_in_against_kmock(kmock):
+    """kmock runs no controllers, so the test plays the ReplicaSet: it puts two pods in place."""
+    g = group()
+    provider = KubernetesProvider({"host": str(kmock.url)})
+    try:
+        await provider.ensure_group(g)
+        await provider.set_desired(g, 2)
+        kmock.objects["v1/pods", "workers", "vh-agent-gpu-t4-aaaaa"] = pod(
+            "vh-agent-gpu-t4-aaaaa", "Running"
+        )
+        kmock.objects["v1/pods", "workers", "vh-agent-gpu-t4-bbbbb"] = pod(
+            "vh-agent-gpu-t4-bbbbb", "Pending"
+        )
+        instances = {i.id: i for i in await provider.list_instances(g)}
+        assert {k: v.state for k, v in instances.items()} == {
+            "vh-agent-gpu-t4-aaaaa": RUNNING,
+            "vh-agent-gpu-t4-bbbbb": PENDING,
+        }  # both replicas have pods: no placeholders
+
+        await provider.set_protected(g, "vh-agent-gpu-t4-aaaaa", True)
+        busy = dict(kmock.objects["v1/pods", "workers", "vh-agent-gpu-t4-aaaaa"])
+        assert busy["metadata"]["annotations"] == {km.DELETION_COST: str(km.PROTECTED_COST)}
+        assert {i.id: i.protected for i in await provider.list_instances(g)} == {
+            "vh-agent-gpu-t4-aaaaa": True,
+            "vh-agent-gpu-t4-bbbbb": False,
+        }
+
+        # scale-in of the chosen pod: lowest deletion cost, then one replica fewer
+        await provider.terminate(g, "vh-agent-gpu-t4-bbbbb")
+        chosen = dict(kmock.objects["v1/pods", "workers", "vh-agent-gpu-t4-bbbbb"])
+        assert chosen["metadata"]["annotations"] == {km.DELETION_COST: str(km.CHOSEN_COST)}
+        assert deployment_in(kmock, g)["spec"]["replicas"] == 1
+    finally:
+        await provider.close()
+    pod_patches = [r for r in kmock if r.method == "PATCH" and "/pods/" in r.url.path]
+    assert [r.headers["Content-Type"] for r in pod_patches] == ["application/merge-patch+json"] * 2
