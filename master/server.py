@@ -29,6 +29,7 @@ from .services.outputs import OutputService
 from .services.projects import ProjectService
 from .services.secrets import SecretService
 from .services.users import UserService
+from .web import web_routes, web_settings
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +67,13 @@ class Master:
         self.scheduler = Scheduler(ctx, lifecycle)
         self.deployments = Deployments(ctx)
         self.app = Application(
-            build_routes(self.config.base_url),
+            web_routes(self.config.base_url) + build_routes(self.config.base_url),
             master=self,
             services=self.services,
             deployments=self.deployments,
             ctx=ctx,
             compress_response=True,
+            **web_settings(self.config),
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._server: HTTPServer | None = None

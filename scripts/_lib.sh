@@ -83,3 +83,18 @@ npm_deps() {
         printf '%s\n' "$key" >"$stamp"
     fi
 }
+
+# web_bundle : master/web/frontend's modules (npm ci from its lock, only when the lock changed)
+# and the web pages' bundle (esbuild, well under a second) in master/web/static/build.
+web_bundle() {
+    need_cmd npm npm
+    local dir="$REPO/master/web/frontend" stamp key
+    stamp="$dir/node_modules/.jupyter-valohai-stamp"
+    key="$(sha256sum <"$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$key" ]; then
+        say "npm ci (master/web/frontend)"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        printf '%s\n' "$key" >"$stamp"
+    fi
+    (cd "$dir" && npm run -s build)
+}

@@ -1,0 +1,171 @@
+"""The web application against a real master and agent, behind a base URL prefix.
+
+Browser tests need Debian's `chromium` (apt) and PyPI `playwright` (never `playwright install`),
+and the page bundle built (`cd master/web/frontend && npm ci && npm run build`; scripts/test does
+it). Screenshots go to test-artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from jupyter_valohai.models import new_token
+from tests.e2e.stack import Stack
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "web"
+BUNDLE = REPO / "master" / "web" / "static" / "build" / "app.js"
+CHROMIUM = os.environ.get("VH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PREFIX = "/team/valohai/"
+ADMIN_PASSWORD = "correct horse battery"
+
+
+class PrefixedStack(Stack):
+    """A stack whose master serves everything under :data:`PREFIX` (as behind a reverse proxy)."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{PREFIX.rstrip('/')}"
+
+    @property
+    def pages(self) -> str:
+        """The pages' URL."""
+        return f"http://127.0.0.1:{self.port}{PREFIX}"
+
+    def _env(self) -> dict[str, str]:
+        env = super()._env()
+        env["VH_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+        return env
+
+
+@pytest.fixture
+def stack(tmp_path: Path, mongo_url: str, mongo_db_name: str, redis_url: str) -> Iterator[Stack]:
+    """A real master (under :data:`PREFIX`, admin password set) and one real local agent."""
+    if not BUNDLE.exists():
+        pytest.fail(
+            f"The page bundle is not built ({BUNDLE} is missing). "
+            "Build it: cd master/web/frontend && npm ci && npm run build"
+        )
+    s = PrefixedStack(
+        str(tmp_path / "stack"),
+        mongo_url,
+        mongo_db_name,
+        redis_url,
+        master_args=["--base-url", PREFIX],
+    )
+    try:
+        s.start_master()
+        s.start_agent()
+        yield s
+    finally:
+        s.stop()
+
+
+def login_session(stack: PrefixedStack, username: str = "admin", password: str = ADMIN_PASSWORD):
+    """A requests session logged in through the login form (XSRF token from the page)."""
+    session = requests.Session()
+    page = session.get(stack.pages + "login", timeout=30)
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+    assert xsrf, page.text
+    resp = session.post(
+        stack.pages + "login",
+        data={"username": username, "password": password, "_xsrf": xsrf.group(1)},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert resp.status_code == 302, resp.text
+    return session
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, driven by Playwright."""
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        pytest.fail(f"No Chromium at {CHROMIUM}: apt-get install -y chromium (or set VH_CHROMIUM).")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("No Playwright: pip install playwright (and never `playwright install`).")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class Shots:
+    """Numbered screenshots of one test, saved as test artifacts."""
+
+    def __init__(self, page: Any, name: str) -> None:
+        self.page = page
+        self.dir = ARTIFACTS / re.sub(r"[^\w.-]+", "_", name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+        self.count = 0
+
+    def __call__(self, label: str, selector: str | None = None) -> Path:
+        """The viewport (scrolled to ``selector`` first, if given). Not full-page: Chromium
+        leaves out-of-process frames (the sandboxed notebook) blank in full-page shots."""
+        self.count += 1
+        path = self.dir / f"{self.count:02d}-{label}.png"
+        if selector:
+            self.page.locator(selector).first.scroll_into_view_if_needed()
+        self.page.screenshot(path=str(path))
+        return path
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser page; dialogs, console errors and CSP violations recorded."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    pg.dialogs = []  # type: ignore[attr-defined]
+    pg.console_errors = []  # type: ignore[attr-defined]
+
+    def on_dialog(dialog: Any) -> None:
+        pg.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    pg.on("dialog", on_dialog)
+    pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
+    pg.shots = Shots(pg, request.node.name)  # type: ignore[attr-defined]
+    try:
+        yield pg
+    finally:
+        try:
+            pg.shots("last")
+        finally:
+            context.close()
+
+
+def browser_login(page: Any, stack: PrefixedStack, target: str = "") -> None:
+    """Open ``target`` (a path under the prefix): the login page comes first; log in as admin."""
+    page.goto(stack.pages + target)
+    page.wait_for_selector("#login-form")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("header.top nav")
+
+
+def new_user_token() -> str:
+    return new_token()
