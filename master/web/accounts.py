@@ -6,22 +6,16 @@ its hash, and shows a new token exactly once.
 
 from __future__ import annotations
 
-import asyncio
-import re
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
-from jupyter_valohai.errors import Conflict, InvalidInput, NotFound
-from jupyter_valohai.models import hash_token, isoformat, new_token, utcnow
+from jupyter_valohai.errors import NotAuthenticated, NotFound
+from jupyter_valohai.models import hash_token, isoformat, new_token
 
 from ..context import Context
-from ..services.users import UserService, check_password, hash_password
-from ..store import Doc, as_dt, new_id
+from ..services.users import UserService, require_admin
+from ..store import Doc, as_dt
 
 TOKEN_ID_CHARS = 16
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-MIN_PASSWORD = 8
 
 
 class Accounts:
@@ -31,11 +25,10 @@ class Accounts:
 
     async def login(self, username: str, password: str) -> Doc | None:
         """The user these credentials name, or ``None``."""
-        user = await self.ctx.store.users.find_one({"username": username})
-        stored = (user or {}).get("password_hash")
-        # check_password is deliberately slow (a password hash): off the event loop.
-        ok = await asyncio.to_thread(check_password, password, stored)
-        return user if user and ok else None
+        try:
+            return await self.users.login(username, password)
+        except NotAuthenticated:
+            return None
 
     # --- API tokens ------------------------------------------------------------------------------
 
@@ -67,32 +60,15 @@ class Accounts:
 
     # --- users (admin) ---------------------------------------------------------------------------
 
-    async def list_users(self) -> list[Doc]:
-        return [u async for u in self.ctx.store.users.find({}).sort("username", 1)]
+    async def list_users(self, admin: Doc) -> list[Doc]:
+        return await self.users.list_users(admin)
 
-    async def create_user(self, username: str, password: str, is_admin: bool) -> Doc:
-        username = username.strip()
-        if not USERNAME.match(username):
-            raise InvalidInput(
-                "A username is 1-64 letters, digits or _ . @ -, starting with a letter or digit."
-            )
-        if len(password) < MIN_PASSWORD:
-            raise InvalidInput(f"A password has at least {MIN_PASSWORD} characters.")
-        password_hash = await asyncio.to_thread(hash_password, password)
-        doc: Doc = {
-            "_id": new_id("u"),
-            "username": username,
-            "password_hash": password_hash,
-            "is_admin": is_admin,
-            "ctime": utcnow(),
-        }
-        try:
-            await self.ctx.store.users.insert_one(doc)
-        except DuplicateKeyError:
-            raise Conflict(f"There is already a user {username!r}.") from None
-        return doc
+    async def create_user(self, admin: Doc, username: str, password: str, is_admin: bool) -> Doc:
+        body = {"username": username.strip(), "password": password, "is_admin": is_admin}
+        return await self.users.create(admin, body)
 
-    async def set_admin(self, user_id: str, is_admin: bool) -> None:
+    async def set_admin(self, admin: Doc, user_id: str, is_admin: bool) -> None:
+        require_admin(admin)
         result = await self.ctx.store.users.update_one(
             {"_id": user_id}, {"$set": {"is_admin": is_admin}}
         )

@@ -12,6 +12,7 @@ from jupyter_valohai.models import ALL_STATUSES, INCOMPLETE_STATUSES
 
 from ..services.datums import DatumService
 from ..services.describe import Describer
+from ..services.members import VIEWER
 from .notebook import MAX_NOTEBOOK_BYTES, render_notebook
 
 if TYPE_CHECKING:
@@ -25,10 +26,20 @@ FILTERS = ("status", "step", "environment", "creator")
 
 
 class Browser:
-    def __init__(self, ctx: Context, services: Services, base: str) -> None:
+    def __init__(self, ctx: Context, services: Services, base: str, user: Doc) -> None:
         self.ctx = ctx
         self.services = services
+        self.user = user
         self.describer = Describer(ctx, base)
+        self._scope: list[str] | None = None
+        self._scope_known = False
+
+    async def readable(self, project_id: str) -> bool:
+        """Whether the user may read the project (lineage links only where they may)."""
+        if not self._scope_known:
+            self._scope = await self.services.projects.readable(self.user)
+            self._scope_known = True
+        return self._scope is None or project_id in self._scope
 
     # --- tables ---------------------------------------------------------------------------------
 
@@ -73,8 +84,8 @@ class Browser:
 
     # --- one execution --------------------------------------------------------------------------
 
-    async def execution(self, project_id: str, counter: str) -> dict[str, Any]:
-        doc = await self.services.executions.get(f"{project_id}:{counter}")
+    async def execution(self, doc: Doc) -> dict[str, Any]:
+        """An execution the user may read, with its inputs' and outputs' lineage."""
         described = await self.describer.execution(doc)
         described["inputs_lineage"] = await self._inputs(doc)
         described["outputs"] = await self._outputs(doc)
@@ -82,7 +93,7 @@ class Browser:
 
     async def _link(self, execution_id: str) -> dict[str, Any] | None:
         doc = await self.ctx.store.executions.find_one({"_id": execution_id})
-        if not doc:
+        if not doc or not await self.readable(doc["project"]):
             return None
         return {"project": doc["project"], "counter": doc["counter"], "step": doc["step"]}
 
@@ -108,6 +119,8 @@ class Browser:
         async for datum in cursor:
             consumers = []
             for execution, names in await datums.consumers(datum["_id"]):
+                if not await self.readable(execution["project"]):
+                    continue
                 consumers.append(
                     {
                         "project": execution["project"],
@@ -127,9 +140,8 @@ class Browser:
             )
         return out
 
-    async def notebook_html(self, project_id: str, counter: str) -> str:
+    async def notebook_html(self, doc: Doc) -> str:
         """The executed notebook of a notebook step, sanitized; NotFound when there is none."""
-        doc = await self.services.executions.get(f"{project_id}:{counter}")
         if not doc.get("notebook"):
             raise NotFound("This execution ran commands, not a notebook.")
         name = posixpath.basename(str(doc["notebook"]).replace("\\", "/"))
@@ -162,6 +174,8 @@ class Browser:
         out = []
         for ref in dict.fromkeys(refs):
             doc = await self.services.executions.get(ref)
+            missing = f"No execution {ref!r}."
+            await self.services.projects.authorize(self.user, doc["project"], VIEWER, missing)
             described = await self.describer.execution(doc)
             entries = await self.describer.metadata_entries(doc["_id"])
             described["series"] = [e["data"] for e in entries if isinstance(e["data"], dict)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..api.routes import ROUTES
+from ..services.members import OWNER, ROLES
 from .accounts import Accounts
 from .base import WebHandler
 
@@ -26,36 +27,48 @@ class DeploymentsHandler(WebHandler):
 
 
 class AdminHandler(WebHandler):
+    """Users (create, grant or revoke admin) and projects' members (add, change role, remove)."""
+
     page = "admin"
     admin_required = True
+
+    @property
+    def accounts(self) -> Accounts:
+        return Accounts(self.ctx, self.services.users)
 
     async def get(self) -> None:
         await self.show(message="")
 
     async def show(self, message: str) -> None:
-        accounts = Accounts(self.ctx, self.services.users)
-        users = await accounts.list_users()
-        names = {u["_id"]: u["username"] for u in users}
-        projects, _ = await self.services.projects.list_projects(500, 0)
+        assert self.user is not None
+        users = await self.accounts.list_users(self.user)
+        projects, _ = await self.services.projects.list_projects(self.user, 500, 0)
         for project in projects:
-            project["owner_name"] = names.get(project.get("owner"), project.get("owner"))
-        self.render("admin.html", users=users, projects=projects, message=message)
+            project["members_list"] = await self.services.projects.members.list(project)
+        self.render("admin.html", users=users, projects=projects, roles=ROLES, message=message)
 
     async def post(self) -> None:
-        accounts = Accounts(self.ctx, self.services.users)
-        action = self.get_body_argument("action", "")
+        assert self.user is not None
+        arg = self.get_body_argument
+        action = arg("action", "")
         if action == "create-user":
-            user = await accounts.create_user(
-                self.get_body_argument("username", ""),
-                self.get_body_argument("password", ""),
-                self.get_body_argument("is_admin", "") == "on",
+            user = await self.accounts.create_user(
+                self.user, arg("username", ""), arg("password", ""), arg("is_admin", "") == "on"
             )
             self.set_status(201)
             await self.show(message=f"User {user['username']} created.")
             return
         if action in ("make-admin", "revoke-admin"):
-            await accounts.set_admin(self.get_body_argument("id", ""), action == "make-admin")
-            self.redirect(f"{self.root}admin")
+            await self.accounts.set_admin(self.user, arg("id", ""), action == "make-admin")
+        elif action == "add-member":
+            project = await self.services.projects.authorize(self.user, arg("project", ""), OWNER)
+            member = await self.services.users.find(arg("username", "").strip())
+            await self.services.projects.members.add(project, member, arg("role", ""))
+        elif action == "remove-member":
+            project = await self.services.projects.authorize(self.user, arg("project", ""), OWNER)
+            await self.services.projects.members.remove(project, arg("user", ""))
+        else:
+            self.set_status(400)
+            await self.show(message="Unknown action.")
             return
-        self.set_status(400)
-        await self.show(message="Unknown action.")
+        self.redirect(f"{self.root}admin")

@@ -9,6 +9,8 @@ from tornado.escape import json_encode
 
 from jupyter_valohai.errors import InvalidInput
 
+from ..services.members import EDITOR, VIEWER
+from ..store import Doc
 from .base import WebHandler
 from .browse import FILTERS, PAGE_SIZE, Browser
 from .notebook import NOTEBOOK_CSP
@@ -23,16 +25,28 @@ def embed(data: Any) -> str:
 class PageHandler(WebHandler):
     @property
     def browser(self) -> Browser:
+        assert self.user is not None
         public = self.ctx.config.public_url.rstrip("/")
         base = public or f"{self.request.protocol}://{self.request.host}" + self.root.rstrip("/")
-        return Browser(self.ctx, self.services, base)
+        return Browser(self.ctx, self.services, base, self.user)
+
+    async def project(self, project_id: str, role: str = VIEWER) -> Doc:
+        """The project, if the user holds ``role`` in it (else 404, or 403 for a lower role)."""
+        assert self.user is not None
+        return await self.services.projects.authorize(self.user, project_id, role)
+
+    async def execution(self, project_id: str, counter: str, role: str = VIEWER) -> Doc:
+        """Execution ``counter`` of a project the user holds ``role`` in."""
+        project = await self.project(project_id, role)
+        return await self.services.executions.get(f"{project['_id']}:{counter}")
 
 
 class ProjectsHandler(PageHandler):
     page = "projects"
 
     async def get(self) -> None:
-        docs, _ = await self.services.projects.list_projects(500, 0)
+        assert self.user is not None
+        docs, _ = await self.services.projects.list_projects(self.user, 500, 0)
         projects = []
         for doc in docs:
             executions = self.ctx.store.executions
@@ -51,7 +65,7 @@ class ProjectHandler(PageHandler):
     page = "executions"
 
     async def get(self, project_id: str) -> None:
-        project = await self.services.projects.get(project_id)
+        project = await self.project(project_id)
         filters = {k: self.get_query_argument(k, "") for k in FILTERS}
         try:
             offset = max(int(self.get_query_argument("offset", "0") or 0), 0)
@@ -75,7 +89,7 @@ class ExecutionPageHandler(PageHandler):
     page = "execution"
 
     async def get(self, project_id: str, counter: str) -> None:
-        execution = await self.browser.execution(project_id, counter)
+        execution = await self.browser.execution(await self.execution(project_id, counter))
         self.render("execution.html", e=execution)
 
 
@@ -89,7 +103,7 @@ class NotebookFrameHandler(PageHandler):
         self.set_header("Content-Security-Policy", NOTEBOOK_CSP)
 
     async def get(self, project_id: str, counter: str) -> None:
-        body = await self.browser.notebook_html(project_id, counter)
+        body = await self.browser.notebook_html(await self.execution(project_id, counter))
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(notebook_page(body, self.static_url("notebook.css")))
 
@@ -105,7 +119,7 @@ class NotebookFrameHandler(PageHandler):
 
 class StopHandler(PageHandler):
     async def post(self, project_id: str, counter: str) -> None:
-        doc = await self.services.executions.get(f"{project_id}:{counter}")
+        doc = await self.execution(project_id, counter, EDITOR)
         await self.services.executions.stop(doc)
         self.redirect(f"{self.root}p/{project_id}/executions/{counter}/")
 
@@ -125,7 +139,7 @@ class CopyHandler(PageHandler):
 
     async def post(self, project_id: str, counter: str) -> None:
         assert self.user is not None
-        doc = await self.services.executions.get(f"{project_id}:{counter}")
+        doc = await self.execution(project_id, counter, EDITOR)
         parameters = dict(doc.get("parameters") or {})
         for name, value in parameters.items():
             text = self.get_body_argument(f"param:{name}", None)
