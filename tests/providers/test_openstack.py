@@ -104,3 +104,22 @@ async def test_tagged_servers_up_and_down(openstack_server):
     assert deletes[0] == server_ids[idle] and deletes[-1] == server_ids[busy]
     assert len(deletes) == 3
     assert all(r.body is None for r in calls("DELETE", SERVERS + "/.*"))
+
+
+async def test_a_failed_build_is_replaced(openstack_server):
+    provider = provider_for(openstack_server)
+    g = group()
+    try:
+        await provider.set_desired(g, 2)
+        failed_id = next(iter(openstack_server.api.servers))
+        openstack_server.api.servers[failed_id]["status"] = "ERROR"
+        assert sorted(i.state for i in await provider.list_instances(g)) == ["running", "stopping"]
+        await provider.set_desired(g, 2)
+        servers = openstack_server.api.servers.values()
+        assert failed_id not in openstack_server.api.servers
+        assert [s["status"] for s in servers] == ["ACTIVE", "ACTIVE"]
+        assert [r.path for r in openstack_server.calls("DELETE", SERVERS + "/.*")] == [
+            f"{SERVERS}/{failed_id}"
+        ]
+    finally:
+        await provider.close()

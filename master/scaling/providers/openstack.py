@@ -108,7 +108,12 @@ class OpenStackProvider(WorkerGroupProvider):
 
     def _set_desired(self, group: GroupSpec, size: int) -> None:
         compute = self.connection().compute
-        live = [s for s in self._servers(group) if STATES.get(s.status, STOPPING) != GONE]
+        servers = self._servers(group)
+        for server in servers:
+            if server.status == "ERROR":  # a failed build never becomes a worker: replace it
+                compute.delete_server(server.id, ignore_missing=True)
+        # count as the scaler does: building and active servers only
+        live = [s for s in servers if STATES.get(s.status) in (PENDING, RUNNING)]
         if len(live) < size:
             flavor_id = self._flavor_id(group)
             for _ in range(size - len(live)):
