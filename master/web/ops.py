@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..api.routes import ROUTES
+from ..deploy.describe import Describer
 from ..services.members import OWNER, ROLES
 from .accounts import Accounts
 from .base import WebHandler
@@ -17,13 +17,30 @@ class EnvironmentsHandler(WebHandler):
 
 
 class DeploymentsHandler(WebHandler):
-    """Deployments, when the master has them; until then, what the API offers about them."""
+    """Deployments of the projects the user may read: versions, endpoints (status, URL, image,
+    build failure) and aliases."""
 
     page = "deployments"
 
     async def get(self) -> None:
-        routes = [(r.path, sorted(r.ops.items())) for r in ROUTES if "deployment" in r.path.lower()]
-        self.render("deployments.html", routes=routes)
+        assert self.user is not None
+        deploy = self.settings.get("deployments")
+        if deploy is None:
+            self.render("deployments.html", deployments=None)
+            return
+        projects, _ = await self.services.projects.list_projects(self.user, 10_000, 0)
+        names = {p["_id"]: p["name"] for p in projects}
+        public = self.ctx.config.public_url.rstrip("/")
+        base = public or f"{self.request.protocol}://{self.request.host}" + self.root.rstrip("/")
+        describer = Describer(deploy.service, deploy.front, base)
+        deployments = []
+        for doc in await deploy.service.list_deployments(list(names)):
+            item = describer.deployment(doc)
+            item["project_name"] = names.get(doc["project"], doc["project"])
+            versions = await deploy.service.list_versions([doc["_id"]])
+            item["versions"] = [await describer.version(v) for v in versions]
+            deployments.append(item)
+        self.render("deployments.html", deployments=deployments)
 
 
 class AdminHandler(WebHandler):
