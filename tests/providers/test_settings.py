@@ -50,3 +50,17 @@ def test_environment_settings_win_over_the_providers():
     group = cloud_group("gcp", project="from-environment")
     assert provider.where(group) == ("from-environment", "us-central1-b")
     assert setting(provider, group, "nothing", "default") == "default"
+
+
+@pytest.mark.parametrize(
+    "cls, name",
+    [
+        (KubernetesProvider, "kubernetes"),
+        (AzureProvider, "azure"),
+        (GcpProvider, "gcp"),
+        (OpenStackProvider, "openstack"),
+    ],
+)
+def test_cloud_providers_are_marked_experimental(cls, name):
+    assert cls.name == name and cls.experimental is True
+    assert cls.expected_start_seconds > 0
