@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 from jupyter_valohai.errors import InvalidInput, NotFound
 from jupyter_valohai.models import ALL_STATUSES, INCOMPLETE_STATUSES
 
+from ..services.common import seconds_between
 from ..services.datums import DatumService
 from ..services.describe import Describer
 from ..services.members import VIEWER
+from ..store import as_dt
 from .notebook import MAX_NOTEBOOK_BYTES, render_notebook
 
 if TYPE_CHECKING:
@@ -79,8 +81,14 @@ class Browser:
         executions = self.ctx.store.executions
         count = await executions.count_documents(query)
         cursor = executions.find(query).sort("counter", -1).skip(offset).limit(PAGE_SIZE)
-        docs = [d async for d in cursor]
-        return [await self.describer.execution(d, {"metadata"}) for d in docs], count
+        out = []
+        async for doc in cursor:
+            described = await self.describer.execution(doc, {"metadata"})
+            described["queue_wait"] = seconds_between(
+                as_dt(doc.get("queued_at")), as_dt(doc.get("started_at"))
+            )
+            out.append(described)
+        return out, count
 
     # --- one execution --------------------------------------------------------------------------
 

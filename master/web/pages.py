@@ -82,6 +82,17 @@ class ProjectHandler(PageHandler):
             page_size=PAGE_SIZE,
             filters=filters,
             choices=await browser.filter_choices(project["_id"]),
+            timing=embed(
+                [
+                    {
+                        "id": e["id"],
+                        "counter": e["counter"],
+                        "wait": e["queue_wait"],
+                        "duration": e["duration"],
+                    }
+                    for e in reversed(executions)
+                ]
+            ),
         )
 
 

@@ -73,6 +73,7 @@ def test_watch_a_run_live_then_copy_and_compare(
     expect(chart).to_have_attribute("data-points", "3", timeout=UI_MS)
     expect(chart).to_have_attribute("data-last", "0.3333")
     expect(page.locator("#exit-code")).to_have_text("0")
+    expect(page.locator("#outputs")).to_contain_text("train.ipynb")  # re-read once at the end
     page.shots("complete", "#metrics")
     frame = page.frame_locator("#notebook")
     expect(frame.locator("body")).to_contain_text("training done", timeout=UI_MS)
@@ -91,6 +92,8 @@ def test_watch_a_run_live_then_copy_and_compare(
 
     # Compare the two from the project's table.
     page.goto(stack.pages + f"p/{project['id']}/")
+    expect(page.locator("#timing .chart")).to_have_attribute("data-points", "2")
+    page.shots("table-timing", "#timing")
     for execution in page.locator("#executions tbody tr").all():
         execution.locator("input[type=checkbox]").check()
     page.click("#compare-button")

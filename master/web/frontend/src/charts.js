@@ -60,7 +60,7 @@ export function metricChart(container, key, labels, runs, xLabel) {
     scales: { x: { time: false } },
     axes: [{ label: xLabel || 'step' }, {}],
     series: [
-      {},
+      { label: xLabel || 'step' },
       ...labels.map((label, i) => ({
         label,
         stroke: COLORS[i % COLORS.length],
@@ -87,5 +87,43 @@ export function metricChart(container, key, labels, runs, xLabel) {
       mark(data);
     },
     plot,
+  };
+}
+
+// Queue wait and run time per execution of a table (x: the execution's number).
+export function timingChart(container, rows) {
+  const box = document.createElement('div');
+  box.className = 'chart';
+  box.dataset.metric = 'timing';
+  container.appendChild(box);
+  const data = () => {
+    const sorted = [...rows].sort((a, b) => a.counter - b.counter);
+    return [sorted.map((r) => r.counter), sorted.map((r) => r.wait), sorted.map((r) => r.duration)];
+  };
+  const series = (label, stroke) => ({ label, stroke, width: 2, spanGaps: true, points: { show: true, size: 6 } });
+  const plot = new uPlot(
+    {
+      title: 'seconds per execution',
+      width: chartWidth(container),
+      height: 220,
+      scales: { x: { time: false } },
+      axes: [{ label: 'execution #' }, {}],
+      series: [{ label: '#' }, series('queue wait', '#ff7f0e'), series('run time', '#1f77b4')],
+    },
+    data(),
+    box,
+  );
+  box.dataset.points = String(rows.length);
+  return {
+    set(row) {
+      const at = rows.findIndex((r) => r.id === row.id);
+      if (at >= 0) {
+        rows[at] = row;
+      } else {
+        rows.push(row);
+      }
+      box.dataset.points = String(rows.length);
+      plot.setData(data());
+    },
   };
 }

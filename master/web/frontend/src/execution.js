@@ -74,7 +74,22 @@ function appendLog(log, event) {
   }
 }
 
+// Once, when the run is over: the outputs it registered (the page's own escaped HTML, re-read).
+async function refreshOutputs() {
+  const current = document.getElementById('outputs-section');
+  const response = await fetch(window.location.href, { credentials: 'same-origin' });
+  if (!current || !response.ok) {
+    return;
+  }
+  const page = new DOMParser().parseFromString(await response.text(), 'text/html');
+  const fresh = page.getElementById('outputs-section');
+  if (fresh) {
+    current.replaceWith(document.importNode(fresh, true));
+  }
+}
+
 function showNotebook(root) {
+  refreshOutputs().catch(() => undefined);
   const frame = document.getElementById('notebook');
   if (frame && root.dataset.notebook) {
     // The frame stays sandboxed (no allow-scripts); the URL answers with a no-script CSP too.

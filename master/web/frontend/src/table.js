@@ -1,6 +1,7 @@
 // A project's executions table: rows follow the project's feed (status, duration), new
 // executions that match the filters appear on top.
 import { duration, setStatus } from './dom.js';
+import { timingChart } from './charts.js';
 
 const FILTERS = {
   status: (e, v) => (v === 'incomplete' ? ['created', 'queued', 'started', 'stopping'].includes(e.status) : e.status === v),
@@ -17,6 +18,10 @@ export function startExecutionsTable() {
   const root = document.body.dataset.root;
   const project = table.dataset.project;
   const offset = new URLSearchParams(window.location.search).get('offset');
+  const data = document.getElementById('timing-data');
+  const rows = data ? JSON.parse(data.textContent) : [];
+  const container = document.getElementById('timing');
+  const timing = container ? timingChart(container, rows) : null;
   const feed = new EventSource(`${root}live/projects/${encodeURIComponent(project)}/executions?limit=0`);
   feed.addEventListener('execution', (msg) => {
     const e = JSON.parse(msg.data);
@@ -30,7 +35,17 @@ export function startExecutionsTable() {
     }
     setStatus(row.querySelector('.status'), e.status);
     row.querySelector('.duration').textContent = duration(e.duration);
+    if (timing) {
+      timing.set({ id: e.id, counter: e.counter, wait: queueWait(e), duration: e.duration });
+    }
   });
+}
+
+function queueWait(e) {
+  if (!e.queued_at || !e.started_at) {
+    return null;
+  }
+  return Math.max((Date.parse(e.started_at) - Date.parse(e.queued_at)) / 1000, 0);
 }
 
 function matches(table, e) {
