@@ -145,6 +145,7 @@ class KernelPool:
                 if proc is not None and not self._closed:
                     self._ready.append(proc)
                     self._cond.notify_all()
+                    log.info("Warm notebook runner ready (pid %d)", proc.pid)
                     continue
             if proc is not None:  # closed while it warmed
                 self._end(proc)
