@@ -86,6 +86,7 @@ class LogService:
         self.notifier = notifier
         self.artifacts = artifacts
         self.max_events = max_events
+        self._reads: dict[tuple[str, str | None], asyncio.Future[list[Event]]] = {}
         #: Returns the masker of an execution's secrets (set by ``create_master``).
         self.masker_for: Callable[[str], Awaitable[Masking]] | None = None
 
@@ -122,7 +123,21 @@ class LogService:
         await self.append(execution_id, [{"stream": "status", "message": neutralize(message)}])
 
     async def live(self, execution_id: str, after: str | None = None) -> list[Event]:
-        """Return the events still in Redis, those after event id ``after`` if given."""
+        """Return the events still in Redis, those after event id ``after`` if given.
+
+        Reads are shared: viewers of one execution wake on the same notification and ask for
+        the same events, so one ``XRANGE`` (decoded once) answers every caller that asks for
+        the same range while it is in flight. Callers must not change the events they get.
+        """
+        key = (execution_id, after)
+        pending = self._reads.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._xrange(execution_id, after))
+            self._reads[key] = pending
+            pending.add_done_callback(lambda _: self._reads.pop(key, None))
+        return list(await asyncio.shield(pending))
+
+    async def _xrange(self, execution_id: str, after: str | None) -> list[Event]:
         start = "-" if after is None else f"({after}"
         entries = await self.redis.xrange(stream_key(execution_id), min=start, max="+")
         return [_decode(i, f or {}) for i, f in entries or []]

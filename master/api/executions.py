@@ -111,10 +111,12 @@ class EventStreamHandler(BaseHandler):
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
         notifier = self.ctx.notifier
+        fresh = True  # doc was just read
         try:
             while True:
                 fut = notifier.waiter(topic)
-                doc = await self.services.executions.get(execution_id)
+                if not fresh:
+                    doc = await self.services.executions.get(execution_id)
                 done = doc["status"] in TERMINAL_STATUSES and doc.get("logs_archived")
                 events = await self.ctx.logs.read(
                     execution_id, bool(doc.get("logs_archived")), after=last
@@ -122,6 +124,10 @@ class EventStreamHandler(BaseHandler):
                 for event in events:
                     self.write(sse_message(event))
                     last = event["id"]
+                # The execution is read again only when its status may have changed: a status
+                # event came, or nothing did (the logs were archived, or a keepalive is due).
+                # Log lines alone never touch MongoDB, however many viewers follow them.
+                fresh = bool(events) and all(e["stream"] != "status" for e in events)
                 if done:
                     notifier.discard(topic, fut)
                     self.write(f"event: end\ndata: {json.dumps({'status': doc['status']})}\n\n")
