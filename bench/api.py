@@ -48,9 +48,9 @@ def run(ctx: Bench) -> None:
     with open(body_file, "wb") as f:
         f.write(body)
 
-    bare, bare_port = _bare(ctx, body_file, [])
+    _, bare_port = _bare(ctx, body_file, [])
     mongo, _ = ctx.services()
-    bare_db, db_port = _bare(
+    _, db_port = _bare(
         ctx, body_file, ["--mongo", mongo.url, "--db", stack.mongo_db, "--id", execution["id"]]
     )
     for s in stack.agents:  # idle agents long-poll; stop them so only the load runs

@@ -39,7 +39,8 @@ async def load(port: int, path: str, headers: list[str], seconds: float, conns: 
         + "\r\n"
     ).encode()
     # a short warm-up, not counted
-    await asyncio.gather(*(_worker(port, request, time.monotonic() + 0.5, [], []) for _ in range(2)))
+    warm_until = time.monotonic() + 0.5
+    await asyncio.gather(*(_worker(port, request, warm_until, [], []) for _ in range(2)))
     latencies: list[float] = []
     errors: list[int] = []
     start = time.monotonic()
@@ -65,7 +66,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--conns", type=int, default=8)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(load(args.port, args.path, args.header, args.seconds, args.conns))))
+    result = asyncio.run(load(args.port, args.path, args.header, args.seconds, args.conns))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

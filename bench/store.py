@@ -115,8 +115,13 @@ def run(ctx: Bench) -> None:
             raise RuntimeError(f"get by counter: {resp.status_code}")
         if i >= 5:
             times.append((time.perf_counter() - t0) * 1000)
-    ctx.figure("get one by project:counter: p99", pct(times, 0.99), "ms", target="< 50 ms",
-               met=pct(times, 0.99) < 50)
+    ctx.figure(
+        "get one by project:counter: p99",
+        pct(times, 0.99),
+        "ms",
+        target="< 50 ms",
+        met=pct(times, 0.99) < 50,
+    )
 
 
 if __name__ == "__main__":
