@@ -108,3 +108,20 @@ def test_watch_a_run_live_then_copy_and_compare(
     expect(chart).to_have_attribute("data-last", "0.2,0.3333")
     page.shots("compare", "#compare-charts")
     assert page.dialogs == []
+
+
+def test_stop_from_the_page(page: Any, stack: PrefixedStack, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    project, commit = upload(stack, "stoppable", TRAIN)
+    execution = stack.submit(
+        project["id"], commit, "train", parameters={"gate": str(tmp_path / "never")}
+    )
+    stack.wait_status(execution["id"], {"started"}, timeout=120)
+    browser_login(page, stack, f"p/{project['id']}/executions/{execution['counter']}/")
+    expect(page.locator("#log")).to_contain_text("waiting at the gate", timeout=UI_MS)
+    page.click("#stop")
+    expect(page.locator("#status")).to_have_text("stopped", timeout=UI_MS)
+    expect(page.locator("#stop")).to_be_disabled()
+    page.shots("stopped")
+    assert stack.wait_status(execution["id"])["status"] == "stopped"
