@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +39,20 @@ PREFIX = "/team/valohai/"
 ADMIN_PASSWORD = "correct horse battery"
 
 
+@dataclass
 class PrefixedStack(Stack):
-    """A stack whose master serves everything under :data:`PREFIX` (as behind a reverse proxy)."""
+    """A stack whose master serves everything under ``prefix`` (as behind a reverse proxy)."""
+
+    prefix: str = PREFIX
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{PREFIX.rstrip('/')}"
+        return f"http://127.0.0.1:{self.port}{self.prefix.rstrip('/')}"
 
     @property
     def pages(self) -> str:
         """The pages' URL."""
-        return f"http://127.0.0.1:{self.port}{PREFIX}"
+        return f"http://127.0.0.1:{self.port}{self.prefix}"
 
     def _env(self) -> dict[str, str]:
         env = super()._env()
@@ -57,26 +61,42 @@ class PrefixedStack(Stack):
 
 
 @pytest.fixture
-def stack(tmp_path: Path, mongo_url: str, mongo_db_name: str, redis_url: str) -> Iterator[Stack]:
-    """A real master (under :data:`PREFIX`, admin password set) and one real local agent."""
+def make_stack(
+    tmp_path: Path, mongo_url: str, mongo_db_name: str, redis_url: str
+) -> Iterator[Callable[[str], PrefixedStack]]:
+    """Start a real master under a prefix (admin password set) and one real local agent."""
     if not BUNDLE.exists():
         pytest.fail(
             f"The page bundle is not built ({BUNDLE} is missing). "
             "Build it: cd master/web/frontend && npm ci && npm run build"
         )
-    s = PrefixedStack(
-        str(tmp_path / "stack"),
-        mongo_url,
-        mongo_db_name,
-        redis_url,
-        master_args=["--base-url", PREFIX],
-    )
-    try:
+    started: list[PrefixedStack] = []
+
+    def make(prefix: str) -> PrefixedStack:
+        s = PrefixedStack(
+            str(tmp_path / f"stack{len(started)}"),
+            mongo_url,
+            mongo_db_name,
+            redis_url,
+            master_args=["--base-url", prefix],
+            prefix=prefix,
+        )
+        started.append(s)
         s.start_master()
         s.start_agent()
-        yield s
+        return s
+
+    try:
+        yield make
     finally:
-        s.stop()
+        for s in started:
+            s.stop()
+
+
+@pytest.fixture
+def stack(make_stack: Callable[[str], PrefixedStack]) -> PrefixedStack:
+    """A real master under :data:`PREFIX` and one real local agent."""
+    return make_stack(PREFIX)
 
 
 def login_session(stack: PrefixedStack, username: str = "admin", password: str = ADMIN_PASSWORD):

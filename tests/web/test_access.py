@@ -8,10 +8,14 @@ tokens page work on the API until revoked.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
+import pytest
 import requests
 
 from .conftest import ADMIN_PASSWORD, PREFIX, PrefixedStack, login_session
+
+pytestmark = pytest.mark.slow
 
 PAGES = ["", "tokens", "p/nope/", "p/nope/executions/1/", "compare", "environments",
          "deployments", "admin"]  # fmt: skip
@@ -44,6 +48,20 @@ def test_pages_redirect_to_login_and_data_is_refused(stack: PrefixedStack) -> No
     assert requests.get(stack.pages + "login", timeout=30).status_code == 200
     base = f"http://127.0.0.1:{stack.port}/"
     assert requests.get(base + "login", timeout=30, allow_redirects=False).status_code == 404
+
+
+def test_pages_at_the_root_base_url(make_stack: Callable[[str], PrefixedStack]) -> None:
+    stack = make_stack("/")
+    resp = requests.get(stack.pages + "environments", allow_redirects=False, timeout=30)
+    assert resp.status_code == 302 and resp.headers["Location"].startswith("/login?next=")
+    session = login_session(stack)
+    assert next(c for c in session.cookies if c.name == "vh_session").path == "/"
+    for path in ("", "environments", "deployments", "admin", "tokens"):
+        resp = session.get(stack.pages + path, timeout=30)
+        assert resp.status_code == 200, path
+        for url in re.findall(r'(?:href|src|action)="([^"]*)"', resp.text):
+            assert url.startswith("/") and not url.startswith("//"), (path, url)
+    assert requests.get(stack.pages + "api/v0/users/me/", timeout=30).status_code == 401
 
 
 def test_login_session_cookie_and_pages_under_the_prefix(stack: PrefixedStack) -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from .conftest import PrefixedStack, login_session
+
+pytestmark = pytest.mark.slow
 
 
 def cells(html: str, table_id: str) -> list[str]:

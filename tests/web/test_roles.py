@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import requests
 
 from .conftest import PrefixedStack, login_session
 from .notebooks import TRAIN, upload
+
+pytestmark = pytest.mark.slow
 
 
 def xsrf_of(session: requests.Session, url: str) -> str:
