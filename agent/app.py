@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -107,6 +108,18 @@ class AgentApp(Application):
     input_cache_bytes = Int(
         10 * 1024**3, help="Size bound of the input cache; least recently used files go first."
     ).tag(config=True)
+    instance_id = Unicode(
+        help="The provider's id of this machine, process or pod ($VH_AGENT_INSTANCE_ID); lets "
+        "the master's scaler tell which worker runs where."
+    ).tag(config=True)
+    gpus = Int(
+        help="GPUs this worker offers ($VH_AGENT_GPUS; default: the NVIDIA devices in /dev)."
+    ).tag(config=True)
+    self_upgrade = Bool(
+        False,
+        help="Between executions, install the master's newer agent release into this venv and "
+        "restart (set by the bootstrap script; never for a development install).",
+    ).tag(config=True)
     once = Bool(False, help="Run one execution, then exit (for tests).").tag(config=True)
     keep_work_dirs = Bool(False, help="Keep each execution's directory after it ends.").tag(
         config=True
@@ -129,6 +142,20 @@ class AgentApp(Application):
         return os.environ.get("VH_AGENT_WORK_DIR") or os.path.expanduser(
             "~/.cache/jupyter-valohai/agent"
         )
+
+    @default("instance_id")
+    def _default_instance_id(self) -> str:
+        return os.environ.get("VH_AGENT_INSTANCE_ID", "")
+
+    @default("gpus")
+    def _default_gpus(self) -> int:
+        value = os.environ.get("VH_AGENT_GPUS", "").strip()
+        if value.isdigit():
+            return int(value)
+        try:
+            return sum(1 for n in os.listdir("/dev") if re.fullmatch(r"nvidia[0-9]+", n))
+        except OSError:
+            return 0
 
     @default("agent_name")
     def _default_agent_name(self) -> str:
@@ -185,6 +212,9 @@ class AgentApp(Application):
             log_batch_bytes=self.log_batch_bytes,
             keep_work_dirs=self.keep_work_dirs,
             input_fetcher=fetcher,
+            instance_id=self.instance_id,
+            gpus=self.gpus,
+            self_upgrade=self.self_upgrade,
         )
 
         def on_signal(signum: int, frame: Any) -> None:

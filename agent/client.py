@@ -146,6 +146,13 @@ class AgentClient:
 
     # --- the protocol --------------------------------------------------------------------------
 
+    def check_in(self, worker: Json) -> Json:
+        """Say this worker is alive and idle; the answer may ask it to drain or upgrade."""
+        try:
+            return self._json("POST", "/api/agent/worker", {"worker": worker}, retries=0)
+        except NotFound:  # a master without the workers registry
+            return {}
+
     def claim(self, worker: Json, wait: float) -> Json | None:
         """Long-poll for an execution; return its spec, or ``None`` when nothing arrived."""
         resp = self.request(

@@ -2,8 +2,11 @@
 
 While an execution runs, a heartbeat thread renews its lease every ``heartbeat_seconds`` of the
 spec. ``stop: true`` in a heartbeat or events answer asks the runtime to stop (reported
-``stopped``). A ``409`` from any fenced call means the attempt is no longer ours: the process is
-killed and nothing more is uploaded or reported. Outputs are registered before the final status.
+``stopped``). Between executions the agent checks in (``POST /api/agent/worker``): a drained agent
+claims nothing more until the drain is lifted (or its machine is stopped), and an agent older than
+the master's release installs that release and restarts itself (with ``self_upgrade``).
+A ``409`` from any fenced call means the attempt is no longer ours: the process is killed and
+nothing more is uploaded or reported. Outputs are registered before the final status.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from jupyter_valohai import __version__
 from jupyter_valohai.errors import NotAuthenticated, StaleAttempt, ValohaiError
 from jupyter_valohai.models import ERROR
 
-from . import io
+from . import io, upgrade
 from .cache import InputFetcher
 from .client import AgentClient, MasterUnreachable
 from .logs import LogShipper
@@ -46,6 +49,10 @@ class AgentLoop(LoggingConfigurable):
     keep_work_dirs = Bool(False, help="Keep each execution's directory after it ends.")
     input_fetcher = Instance(InputFetcher, allow_none=True, help="Input cache and SSRF guard.")
     max_backoff = Float(5.0, help="Longest pause between claims while the master is down.")
+    instance_id = Unicode(help="The provider's id of this machine (or process, or pod).")
+    gpus = Int(0, help="GPUs this worker has (reported to the master).")
+    self_upgrade = Bool(False, help="Install the master's newer agent release between executions.")
+    drain_poll = Float(5.0, help="Seconds between check-ins while drained.")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -56,7 +63,13 @@ class AgentLoop(LoggingConfigurable):
 
     @property
     def worker(self) -> Json:
-        return {"id": self.worker_id, "name": self.name, "version": __version__}
+        return {
+            "id": self.worker_id,
+            "name": self.name,
+            "version": __version__,
+            "instance_id": self.instance_id,
+            "gpus": self.gpus,
+        }
 
     # --- the outer loop ------------------------------------------------------------------------
 
@@ -65,6 +78,9 @@ class AgentLoop(LoggingConfigurable):
         delay = 0.5
         while not self.shutdown.is_set():
             try:
+                if not self._check_in():
+                    self.shutdown.wait(self.drain_poll)
+                    continue
                 spec = self._claim()
             except _Interrupted:
                 break
@@ -80,6 +96,20 @@ class AgentLoop(LoggingConfigurable):
             if once:
                 break
         return 0
+
+    def _check_in(self) -> bool:
+        """Tell the master we are idle; return whether to claim (False while drained)."""
+        answer = self.client.check_in(self.worker)
+        if answer.get("drain"):
+            if not getattr(self, "_drained", False):
+                self.log.info("Drained by the master: claiming nothing more")
+            self._drained = True
+            return False
+        self._drained = False
+        release = answer.get("upgrade")
+        if release and self.self_upgrade:
+            upgrade.install_and_restart(self.client, release, self.log)
+        return True
 
     def _claim(self) -> Json | None:
         self._idle = True

@@ -7,7 +7,7 @@ import os
 import signal
 from typing import Any
 
-from traitlets import Bool, Dict, Float, Integer, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 from traitlets.config import Application
 
 from jupyter_valohai import __version__
@@ -94,6 +94,28 @@ class MasterApp(Application):
     builder = Bool(True, help="Run the inference builder (build queue) in this master.").tag(
         config=True
     )
+    scaler_interval = Float(
+        5.0, help="Seconds between passes of the worker-group scaler (0: no scaler)."
+    ).tag(config=True)
+    providers = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        help="Extra worker-group providers: name -> 'module:Class' (a WorkerGroupProvider).",
+    ).tag(config=True)
+    provider_settings = Dict(
+        key_trait=Unicode(),
+        value_trait=Dict(),
+        help="Provider-wide settings by provider name (e.g. {'aws': {'endpoint_url': ...}}).",
+    ).tag(config=True)
+    worker_groups = List(
+        Dict(),
+        help="Worker groups (environments) created or updated at start: a list of objects as "
+        "POST /api/v0/environments/ takes (slug, name, provider, min_size, max_size, ...).",
+    ).tag(config=True)
+    agent_wheel = Unicode(
+        help="The agent release new workers install: a wheel of this package, or a directory "
+        "holding one (stored under agent/<version>/ in the artifact store)."
+    ).tag(config=True)
 
     aliases: dict[Any, Any] = {  # type: ignore[assignment]
         "ip": "MasterApp.ip",
@@ -107,6 +129,8 @@ class MasterApp(Application):
         "store-url": "MasterApp.store_url",
         "log-level": "Application.log_level",
         "deploy-port": "MasterApp.deploy_port",
+        "scaler-interval": "MasterApp.scaler_interval",
+        "agent-wheel": "MasterApp.agent_wheel",
     }
 
     @default("public_url")
@@ -163,6 +187,11 @@ class MasterApp(Application):
             deploy_ip=self.deploy_ip,
             deploy_public_url=self.deploy_public_url,
             builder=self.builder,
+            scaler_interval=self.scaler_interval,
+            providers=dict(self.providers),
+            provider_settings={k: dict(v) for k, v in self.provider_settings.items()},
+            worker_groups=[dict(g) for g in self.worker_groups],
+            agent_wheel=self.agent_wheel,
         )
 
     def start(self) -> None:

@@ -44,6 +44,12 @@ class MasterConfig:
     deploy_ip: str = "127.0.0.1"
     deploy_public_url: str = ""
     builder: bool = True
+    # worker groups (docs/worker-groups.md)
+    scaler_interval: float = 5.0  # seconds between scaler passes; 0 turns the scaler off
+    providers: dict[str, str] = field(default_factory=dict)  # extra provider name -> module:Class
+    provider_settings: dict[str, dict] = field(default_factory=dict)  # provider name -> settings
+    worker_groups: list[dict] = field(default_factory=list)  # groups ensured at start
+    agent_wheel: str = ""  # the agent release's wheel (a file, or a directory holding it)
 
     def resolved_store_url(self) -> str:
         return self.store_url or "file://" + os.path.join(self.data_dir, "artifacts")

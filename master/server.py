@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -20,6 +21,10 @@ from .deploy.setup import Deployments
 from .feed import ExecutionFeed
 from .logs import LogService
 from .queue import ExecutionQueues, Notifier
+from .scaling.binaries import AgentReleases
+from .scaling.registry import ProviderRegistry
+from .scaling.scaler import Scaler
+from .scaling.workers import WorkerRegistry
 from .scheduler import Scheduler
 from .services.agent import AgentService
 from .services.environments import EnvironmentService
@@ -43,6 +48,8 @@ class Services:
     lifecycle: Lifecycle
     agent: AgentService
     outputs: OutputService
+    workers: WorkerRegistry
+    scaler: Scaler
 
 
 class Master:
@@ -55,6 +62,11 @@ class Master:
         environments = EnvironmentService(ctx)
         projects = ProjectService(ctx)
         agent = AgentService(ctx, lifecycle)
+        provider_settings = {k: dict(v) for k, v in self.config.provider_settings.items()}
+        local = provider_settings.setdefault("local", {})
+        local.setdefault("work_dir", os.path.join(self.config.data_dir, "workers"))
+        registry = ProviderRegistry(self.config.providers, provider_settings)
+        self.scaler = Scaler(ctx, environments, registry)
         self.services = Services(
             users=UserService(ctx),
             environments=environments,
@@ -63,6 +75,8 @@ class Master:
             lifecycle=lifecycle,
             agent=agent,
             outputs=OutputService(ctx, agent),
+            workers=agent.workers,
+            scaler=self.scaler,
         )
         self.scheduler = Scheduler(ctx, lifecycle)
         self.deployments = Deployments(ctx)
@@ -90,11 +104,20 @@ class Master:
             )
         await self.ctx.notifier.start()
         await self.scheduler.reconcile()
+        await self.services.workers.setup()
+        for group in cfg.worker_groups:
+            await self.services.environments.ensure_group(group)
+        try:
+            await AgentReleases(self.ctx).publish()
+        except Exception:  # workers cannot bootstrap, but the master serves everything else
+            log.exception("storing the agent release failed")
         self._tasks = [
             asyncio.create_task(self.scheduler.run_reaper(), name="vh-reaper"),
             asyncio.create_task(self.scheduler.run_reconciler(), name="vh-reconciler"),
             *await self.deployments.start(),
         ]
+        if cfg.scaler_interval > 0:
+            self._tasks.append(asyncio.create_task(self.scaler.run(), name="vh-scaler"))
 
     def listen(self, port: int, address: str = "127.0.0.1") -> HTTPServer:
         self._server = HTTPServer(
@@ -103,6 +126,9 @@ class Master:
             xheaders=True,
         )
         self._server.listen(port, address)
+        if not self.scaler.master_url:  # workers it starts need to reach us
+            host = address if address not in ("", "0.0.0.0", "::") else "127.0.0.1"
+            self.scaler.master_url = f"http://{host}:{port}{self.config.base_url.rstrip('/')}"
         return self._server
 
     async def stop(self) -> None:
@@ -116,6 +142,7 @@ class Master:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.scaler.close()
         await self.ctx.notifier.stop()
         await self.ctx.redis.aclose()
         await self.ctx.store.close()

@@ -1,4 +1,4 @@
-"""Data (output datums) and environments."""
+"""Data (output datums)."""
 
 from __future__ import annotations
 
@@ -42,10 +42,3 @@ class DatumDownloadHandler(BaseHandler):
             self.redirect(url)
             return
         await self.stream_object(doc["key"], filename, "application/octet-stream", store)
-
-
-class EnvironmentsHandler(BaseHandler):
-    async def get(self) -> None:
-        include = (self.arg("include") or "").split(",")
-        results = await self.services.environments.list("unfinished_job_count" in include)
-        self.write_json({"count": len(results), "next": None, "previous": None, "results": results})

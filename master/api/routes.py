@@ -9,7 +9,20 @@ from typing import Any
 from tornado.web import RequestHandler
 
 from .. import __doc__ as master_doc
-from . import agent, data, datums, deployments, executions, feed, projects, registries, users
+from . import (
+    agent,
+    bootstrap,
+    data,
+    datums,
+    deployments,
+    environments,
+    executions,
+    feed,
+    projects,
+    registries,
+    users,
+    workers,
+)
 from .base import BaseHandler, NotFoundHandler
 
 
@@ -100,7 +113,31 @@ ROUTES: list[Route] = [
     ),
     R(f"{V0}/commits/", projects.CommitsHandler, get="List commits (?project=&adhoc=)"),
     R(f"{V0}/commits/{{identifier}}/", projects.CommitHandler, get="Describe a commit (?project=)"),
-    R(f"{V0}/environments/", data.EnvironmentsHandler, get="List environments"),
+    R(
+        f"{V0}/environments/",
+        environments.EnvironmentsHandler,
+        get="List environments (worker groups)",
+        post="Create a worker group (admins; answers its worker token once)",
+    ),
+    R(
+        f"{V0}/environments/{{ref}}/",
+        environments.EnvironmentHandler,
+        get="Describe an environment by id or slug, with its scaling state",
+        patch="Change a worker group's settings (admins)",
+    ),
+    R(
+        f"{V0}/environments/{{ref}}/decisions/",
+        environments.DecisionsHandler,
+        get="The scaler's last decisions for a worker group, newest first",
+    ),
+    R(f"{V0}/workers/", workers.WorkersHandler, get="List workers (?environment=, ?gone=true)"),
+    R(f"{V0}/workers/{{id}}/", workers.WorkerHandler, get="Describe a worker"),
+    R(
+        f"{V0}/workers/{{id}}/drain/",
+        workers.DrainHandler,
+        post="Drain a worker (admins): it finishes its execution and claims no more; "
+        '{"drain": false} lets it take work again',
+    ),
     R(
         f"{V0}/executions/",
         executions.ExecutionsHandler,
@@ -218,6 +255,21 @@ ROUTES: list[Route] = [
     ),
     R(f"{V0}/deployment-targets/", deployments.TargetsHandler, get="List deployment targets"),
     R(f"{AG}/claim", agent.ClaimHandler, post="Claim the next execution (long poll)"),
+    R(
+        f"{AG}/worker",
+        workers.CheckInHandler,
+        post="Check in an idle worker; answers {drain, upgrade}",
+    ),
+    R(
+        f"{AG}/bootstrap.sh",
+        bootstrap.BootstrapHandler,
+        get="The bootstrap script of a worker group (?group=<slug>)",
+    ),
+    R(
+        f"{AG}/releases/{{version}}/{{name}}",
+        bootstrap.ReleaseFileHandler,
+        get="A file of the agent release (its wheel)",
+    ),
     R(f"{AG}/executions/{{id}}/heartbeat", agent.HeartbeatHandler, post="Renew the lease"),
     R(f"{AG}/executions/{{id}}/events", agent.AgentEventsHandler, post="Send log events"),
     R(f"{AG}/executions/{{id}}/code", agent.CodeHandler, get="Download the code tarball"),

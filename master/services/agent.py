@@ -5,6 +5,7 @@ Every call about a running execution is fenced by its ``attempt`` (docs/agent-pr
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import posixpath
@@ -23,6 +24,8 @@ from jupyter_valohai.models import (
 )
 
 from ..context import Context
+from ..scaling.reasons import fits
+from ..scaling.workers import WorkerRegistry
 from ..store import Doc
 from .datums import DatumService
 from .lifecycle import Lifecycle
@@ -55,6 +58,7 @@ class AgentService:
     def __init__(self, ctx: Context, lifecycle: Lifecycle) -> None:
         self.ctx = ctx
         self.lifecycle = lifecycle
+        self.workers = WorkerRegistry(ctx)
 
     def _lease_expires(self) -> float:
         # Epoch seconds, not a datetime: the reaper queries it with $lt (see store.as_dt).
@@ -66,11 +70,18 @@ class AgentService:
         """Return the spec of the next execution of ``env``, waiting up to ``wait`` seconds."""
         wait = min(max(wait, 0.0), self.ctx.config.max_claim_wait)
         await self.ctx.queues.seen(env["_id"], worker)
+        await self.workers.check_in(env, worker)
+        if not fits(env, worker):  # fewer GPUs than the group asks for: it runs nothing of it
+            await asyncio.sleep(wait)
+            return None
         deadline = time.monotonic() + wait
         topic = f"queue:{env['_id']}"
         while True:
             # Register before looking, so a submit between the look and the wait is not missed.
             fut = self.ctx.notifier.waiter(topic)
+            if not await self.workers.may_claim(env, worker):  # draining: nothing more for it
+                self.ctx.notifier.discard(topic, fut)
+                return None
             doc = await self._try_claim(env, worker)
             if doc is not None:
                 self.ctx.notifier.discard(topic, fut)
@@ -106,6 +117,7 @@ class AgentService:
             )
             if doc is None:  # stopped or claimed meanwhile: the queue entry was stale
                 continue
+            await self.workers.started(env["_id"], worker, execution_id)
             name = worker.get("name") or worker.get("id") or "an agent"
             await self.ctx.logs.status(
                 execution_id, f"Execution started on {name} (attempt {doc['attempt']})"
@@ -209,6 +221,7 @@ class AgentService:
     async def heartbeat(self, env: Doc, execution_id: str, attempt: int) -> dict[str, Any]:
         doc = await self.renew(env, execution_id, attempt)
         await self.ctx.queues.seen(env["_id"], doc.get("worker"))
+        await self.workers.heartbeat(env["_id"], doc.get("worker"), execution_id)
         return {"stop": doc["status"] == STOPPING, "lease_seconds": self.ctx.config.lease_seconds}
 
     async def events(
@@ -321,6 +334,7 @@ class AgentService:
         )
         if doc is None:
             raise stale(execution_id)
+        await self.workers.finished(env["_id"], doc.get("worker"), execution_id)
         return {"status": doc["status"]}
 
 

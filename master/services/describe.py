@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from jupyter_valohai.models import INCOMPLETE_STATUSES, isoformat, utcnow
+from jupyter_valohai.models import INCOMPLETE_STATUSES, QUEUED, isoformat, utcnow
 
 from ..context import Context
+from ..scaling.reasons import waiting_reason
 from ..store import Doc, as_dt
 from .common import seconds_between
 from .progress import describe_cells
@@ -99,6 +100,8 @@ class Describer:
             },
         }
         out["cells"], out["current_cell"] = describe_cells(doc)
+        if doc["status"] == QUEUED:  # why it has not started (docs/worker-groups.md)
+            out["waiting_reason"] = await waiting_reason(self.ctx, env, doc)
         if "metadata" not in exclude:
             merged: dict[str, Any] = {}
             for entry in await self.metadata_entries(doc["_id"]):

@@ -1,18 +1,28 @@
-"""Environments (one worker group each): listing, lookup by id or slug, agent authentication."""
+"""Environments (one worker group each): listing, lookup by id or slug, agent authentication,
+and the worker-group settings administrators create and change (docs/worker-groups.md)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from jupyter_valohai.errors import InvalidInput, NotAuthenticated
-from jupyter_valohai.models import QUEUED, STARTED, STOPPING, hash_token, utcnow
+from jupyter_valohai.errors import (
+    Conflict,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+)
+from jupyter_valohai.models import QUEUED, STARTED, STOPPING, hash_token, new_token, utcnow
 
 from ..context import Context
+from ..scaling.groups import check_sizes, check_slug, parse_group, public_settings
 from ..store import Doc, new_id
+from .git import Credentials, SecretBox
 
 PROJECT_DEFAULT = "PROJECT_DEFAULT"
 
@@ -21,9 +31,17 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "env"
 
 
+def require_admin(user: Doc) -> None:
+    if not user.get("is_admin"):
+        raise PermissionDenied(
+            "Only administrators may change worker groups.", hint="Ask an administrator."
+        )
+
+
 class EnvironmentService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.box = SecretBox(os.path.join(ctx.config.data_dir, "secrets", "worker-groups.key"))
 
     async def ensure(self, slug: str, token: str | None = None, name: str | None = None) -> Doc:
         """Create the environment ``slug`` if missing; add a worker-group ``token`` (hashed)."""
@@ -87,12 +105,12 @@ class EnvironmentService:
             )
         return env  # type: ignore[no-any-return]
 
-    async def list(self, include_counts: bool = False) -> list[dict[str, Any]]:
+    async def list(self, include_counts: bool = False, admin: bool = False) -> list[dict[str, Any]]:
         """Environments by name, each with ``queue_depth`` (executions waiting in its Redis
         queue) and ``workers`` (agents that claimed or heartbeated in the last minute)."""
         results = []
         async for env in self.ctx.store.environments.find({}).sort("name", 1):
-            item = self.describe(env)
+            item = self.describe(env, admin)
             item["queue_depth"] = await self.ctx.queues.length(env["_id"])
             item["workers"] = await self.ctx.queues.workers(env["_id"])
             if include_counts:
@@ -103,14 +121,127 @@ class EnvironmentService:
         return results
 
     @staticmethod
-    def describe(env: Doc) -> dict[str, Any]:
-        return {
+    def describe(env: Doc, admin: bool = False) -> dict[str, Any]:
+        gpus = int(env.get("gpus") or 0)
+        out: dict[str, Any] = {
             "id": env["_id"],
             "name": env["name"],
             "slug": env["slug"],
             "description": env.get("description", ""),
             "per_user_queue_quota": 0,
-            "gpu_spec": "",
+            "gpu_spec": f"{gpus} GPU" if gpus else "",
             "per_hour_price_usd": 0,
             "enabled": True,
+            # the worker group (absent provider: agents are started by hand, no scaling)
+            "provider": env.get("provider") or None,
+            "instance_type": env.get("instance_type", ""),
+            "region": env.get("region", ""),
+            "cpus": env.get("cpus") or 0,
+            "memory_mb": env.get("memory_mb") or 0,
+            "gpus": gpus,
+            "min_size": env.get("min_size", 0),
+            "max_size": env.get("max_size", 0),
+            "idle_timeout": env.get("idle_timeout", 0),
+            "allowed_projects": env.get("allowed_projects") or [],
+            "scaling": env.get("scaling") or {},
         }
+        if admin:
+            out["settings"] = public_settings(env.get("settings") or {})
+        return out
+
+    # --- worker groups (administrators) ---------------------------------------------------------
+
+    async def create_group(self, body: Any) -> tuple[Doc, str]:
+        """Create a worker group; return it and its new worker token (shown only this once)."""
+        fields = parse_group(body)
+        slug = check_slug(body.get("slug") or slugify(str(fields.get("name") or "")))
+        fields["name"] = fields.get("name") or slug
+        check_sizes(fields)
+        self._check_provider(fields["provider"])
+        token = new_token()
+        doc: Doc = {
+            "_id": new_id("env"),
+            "slug": slug,
+            "ctime": utcnow(),
+            **fields,
+            "description": fields.get("description") or f"{fields['name']} worker group",
+            "token_sealed": self.box.seal(Credentials(password=token)),
+        }
+        try:
+            await self.ctx.store.environments.insert_one(doc)
+        except DuplicateKeyError:
+            raise Conflict(
+                f"An environment with slug {slug!r} exists.",
+                hint="PATCH /api/v0/environments/<id>/ changes it.",
+            ) from None
+        await self._add_token(doc["_id"], token)
+        return doc, token
+
+    async def update_group(self, env: Doc, body: Any) -> Doc:
+        fields = parse_group(body, partial=True)
+        if isinstance(body, dict) and body.get("slug") not in (None, env["slug"]):
+            raise InvalidInput(
+                "An environment's slug cannot change.",
+                hint="Create another group with the new slug.",
+            )
+        merged = {**env, **fields}
+        check_sizes(merged)
+        if "provider" in fields:
+            self._check_provider(fields["provider"])
+        if fields:
+            fields["mtime"] = utcnow()
+            await self.ctx.store.environments.update_one({"_id": env["_id"]}, {"$set": fields})
+        return await self.get(env["_id"]) or merged
+
+    async def ensure_group(self, body: dict[str, Any]) -> Doc:
+        """Create the group ``body`` describes, or update it to match (config-file groups)."""
+        slug = check_slug(body.get("slug"))
+        env = await self.ctx.store.environments.find_one({"slug": slug})
+        if env is None:
+            doc, _ = await self.create_group(body)
+            return doc
+        if not env.get("provider"):
+            body = {"provider": "local", **body}
+        return await self.update_group(env, {k: v for k, v in body.items() if k != "slug"})
+
+    def _check_provider(self, name: str) -> None:
+        from ..scaling.registry import ProviderRegistry
+
+        ProviderRegistry(self.ctx.config.providers).provider_class(name)
+
+    async def _add_token(self, env_id: str, token: str) -> None:
+        await self.ctx.store.tokens.update_one(
+            {"hash": hash_token(token)},
+            {"$set": {"environment": env_id}, "$setOnInsert": {"ctime": utcnow()}},
+            upsert=True,
+        )
+
+    async def group_token(self, env: Doc) -> str:
+        """The plain worker token the master hands to workers it starts (made on first need)."""
+        sealed = env.get("token_sealed")
+        if sealed:
+            return self.box.open(sealed).password
+        token = new_token()
+        sealed = self.box.seal(Credentials(password=token))
+        await self._add_token(env["_id"], token)
+        await self.ctx.store.environments.update_one(
+            {"_id": env["_id"]}, {"$set": {"token_sealed": sealed}}
+        )
+        env["token_sealed"] = sealed
+        return token
+
+    async def lookup(self, ref: str) -> Doc:
+        env = await self.ctx.store.environments.find_one({"$or": [{"_id": ref}, {"slug": ref}]})
+        if not env:
+            raise NotFound(f"No environment {ref!r}.", hint="See `vh environments`.")
+        return env  # type: ignore[no-any-return]
+
+    @staticmethod
+    def check_project(env: Doc, project_id: str) -> None:
+        """Refuse an execution of a project the group does not serve."""
+        allowed = env.get("allowed_projects") or []
+        if allowed and project_id not in allowed:
+            raise PermissionDenied(
+                f"Environment {env['slug']!r} does not serve this project.",
+                hint="Pick another environment (`vh environments`) or ask an administrator.",
+            )

@@ -89,6 +89,7 @@ class ExecutionService:
         plain_env, sealed = self.ctx.secrets.snapshot(project, requested_env)
         env_vars = resolve_environment_variables(step, {**plain_env, **requested_env})
         environment = await self.environments.resolve(body.get("environment"))
+        self.environments.check_project(environment, project["_id"])
         image = _typed(body, "image", str, "") or step.image or ""
         tags = _typed(body, "tags", list, [])
         if not all(isinstance(t, str) for t in tags):
