@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..scaling.scaler import list_decisions
 from ..services.common import page_params
-from ..services.environments import require_admin
+from ..services.users import require_admin
 from .base import BaseHandler
 
 

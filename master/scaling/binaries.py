@@ -25,7 +25,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from jupyter_valohai import __version__
-from jupyter_valohai.errors import NotFound, ServiceUnavailable
+from jupyter_valohai.errors import NotFound
 
 from ..context import Context
 
@@ -118,7 +118,7 @@ class AgentReleases:
     async def require(self) -> dict[str, Any]:
         release = await self.release()
         if release is None:
-            raise ServiceUnavailable(
+            raise NotFound(
                 f"This master stores no agent release {self.version}.",
                 hint="Build the wheel (python -m build --wheel) and start the master with "
                 "--agent-wheel=<the wheel or its directory>.",

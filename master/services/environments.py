@@ -31,13 +31,6 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "env"
 
 
-def require_admin(user: Doc) -> None:
-    if not user.get("is_admin"):
-        raise PermissionDenied(
-            "Only administrators may change worker groups.", hint="Ask an administrator."
-        )
-
-
 class EnvironmentService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -142,11 +135,11 @@ class EnvironmentService:
             "min_size": env.get("min_size", 0),
             "max_size": env.get("max_size", 0),
             "idle_timeout": env.get("idle_timeout", 0),
-            "allowed_projects": env.get("allowed_projects") or [],
             "scaling": env.get("scaling") or {},
         }
-        if admin:
+        if admin:  # project ids and provider settings are the administrators' business
             out["settings"] = public_settings(env.get("settings") or {})
+            out["allowed_projects"] = env.get("allowed_projects") or []
         return out
 
     # --- worker groups (administrators) ---------------------------------------------------------
