@@ -89,6 +89,10 @@ class LogService:
         self._reads: dict[tuple[str, str | None], asyncio.Future[list[Event]]] = {}
         #: Returns the masker of an execution's secrets (set by ``create_master``).
         self.masker_for: Callable[[str], Awaitable[Masking]] | None = None
+        #: Adds ``n`` to the execution's durable event count and returns the count before
+        #: (set by ``create_master``); a stream missing although events were written before
+        #: means Redis lost them, and the log then says so.
+        self.count_events: Callable[[str, int], Awaitable[int]] | None = None
 
     async def _masked(self, execution_id: str, events: list[Event]) -> list[Event]:
         if self.masker_for is None:
@@ -96,12 +100,23 @@ class LogService:
         masker = await self.masker_for(execution_id)
         return [{**e, "message": masker.mask(str(e.get("message") or ""))} for e in events]
 
-    async def append(self, execution_id: str, events: list[Event]) -> None:
-        """Add events (``stream``, ``message``, ``time``) and notify live viewers."""
+    async def append(self, execution_id: str, events: list[Event], counted: bool = False) -> None:
+        """Add events (``stream``, ``message``, ``time``) and notify live viewers.
+
+        ``counted``: the execution's event count already includes these (set at its creation).
+        """
         if not events:
             return
         events = await self._masked(execution_id, events)
         key = stream_key(execution_id)
+        if self.count_events is not None and not counted:
+            before = await self.count_events(execution_id, len(events))
+            if before and not await self.redis.exists(key):
+                gap = (
+                    f"{before} earlier log events of this execution were lost (the live log "
+                    "store restarted); the log has a gap here"
+                )
+                events = [{"stream": "status", "message": gap}, *events]
         pipe = self.redis.pipeline(transaction=False)
         for event in events:
             pipe.xadd(
@@ -117,10 +132,11 @@ class LogService:
         await pipe.execute()
         await self.notifier.publish(event_topic(execution_id))
 
-    async def status(self, execution_id: str, message: str) -> None:
+    async def status(self, execution_id: str, message: str, counted: bool = False) -> None:
         """Record a status event such as "Execution queued" (one line, control characters
         escaped: messages carry values from agents and users)."""
-        await self.append(execution_id, [{"stream": "status", "message": neutralize(message)}])
+        event = {"stream": "status", "message": neutralize(message)}
+        await self.append(execution_id, [event], counted)
 
     async def live(self, execution_id: str, after: str | None = None) -> list[Event]:
         """Return the events still in Redis, those after event id ``after`` if given.

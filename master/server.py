@@ -168,4 +168,5 @@ async def create_master(config: MasterConfig) -> Master:
     )
     ctx.secrets = SecretService(ctx)
     ctx.logs.masker_for = ctx.secrets.masker  # every log event passes the execution's masker
+    ctx.logs.count_events = ctx.store.count_log_events
     return Master(ctx)

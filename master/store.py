@@ -152,6 +152,16 @@ class Store:
             total += int(answer.get("n", 0))
         return total
 
+    async def count_log_events(self, execution_id: str, n: int) -> int:
+        """Add ``n`` to an execution's count of log events; return the count before."""
+        doc = await self.executions.find_one_and_update(
+            {"_id": execution_id},
+            {"$inc": {"log_events": n}},
+            projection={"log_events": 1},
+            return_document=ReturnDocument.BEFORE,
+        )
+        return int((doc or {}).get("log_events") or 0)
+
     async def cas_execution(
         self,
         execution_id: str,

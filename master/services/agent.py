@@ -28,7 +28,7 @@ from ..scaling.reasons import fits
 from ..scaling.workers import WorkerRegistry
 from ..store import Doc
 from .datums import DatumService
-from .lifecycle import Lifecycle
+from .lifecycle import Lifecycle, history_entry
 from .progress import AGENT_STREAMS, cell_sets, check_progress, with_metadata
 from .registries import RegistryCredentialService
 
@@ -113,6 +113,7 @@ class AgentService:
                         "current_cell": None,
                     },
                     "$inc": {"attempt": 1},
+                    "$push": {"history": history_entry(STARTED, None)},
                 },
             )
             if doc is None:  # stopped or claimed meanwhile: the queue entry was stale

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from jupyter_valohai.errors import InvalidInput, NotFound, PermissionDenied, TooManyRequests
 from jupyter_valohai.models import (
@@ -29,9 +32,11 @@ from ..context import Context
 from ..store import Doc, new_id
 from .datums import DatumService
 from .environments import EnvironmentService
-from .lifecycle import Lifecycle
+from .lifecycle import Lifecycle, history_entry
 from .members import EDITOR, VIEWER
 from .projects import ProjectService
+
+log = logging.getLogger(__name__)
 
 ORDERINGS = {
     "counter": ("counter", 1),
@@ -135,14 +140,22 @@ class ExecutionService:
             "deleted": False,
             "logs_archived": False,
             "runtime_config": body.get("runtime_config") or {},
+            "history": [history_entry(QUEUED, 0)],
+            # The two status events below, counted before they are written: if the master dies
+            # in between, the next event of the execution reports them lost (a visible gap).
+            "log_events": 2,
             **sealed,
         }
         await self.ctx.store.executions.insert_one(doc)
         await DatumService(self.ctx).record_consumption(doc)
-        await self.ctx.logs.status(doc["_id"], "Execution created")
-        await self.ctx.logs.status(doc["_id"], f"Execution queued in {environment['name']}")
-        await self.lifecycle.enqueue(doc)
-        await self.ctx.feed.changed(project["_id"], doc["_id"])
+        try:  # Redis is derived state: if it is away, the reconciler queues the execution later
+            queued = f"Execution queued in {environment['name']}"
+            await self.ctx.logs.status(doc["_id"], "Execution created", counted=True)
+            await self.ctx.logs.status(doc["_id"], queued, counted=True)
+            await self.lifecycle.enqueue(doc)
+            await self.ctx.feed.changed(project["_id"], doc["_id"])
+        except RedisError as exc:
+            log.warning("execution %s stored but not queued yet (Redis: %s)", doc["_id"], exc)
         return doc
 
     async def _check_datums(

@@ -9,13 +9,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from jupyter_valohai.models import QUEUED, TERMINAL_STATUSES, utcnow
+from jupyter_valohai.models import QUEUED, TERMINAL_STATUSES, isoformat, utcnow
 
 from ..context import Context
 from ..store import Doc, as_dt
 from .secrets import Masker
 
 log = logging.getLogger(__name__)
+
+
+def history_entry(status: str, attempt: int | None) -> str:
+    """One entry of an execution's status history, pushed in the same CAS as the change:
+    ``"<status> <attempt or -> <time>"`` (a string: nx-27017 mangles pushed sub-documents)."""
+    return f"{status} {'-' if attempt is None else attempt} {isoformat(utcnow())}"
 
 
 class Lifecycle:
@@ -55,6 +61,7 @@ class Lifecycle:
             update["$set"]["queued_at"] = now
         if unsets:
             update["$unset"] = {key: "" for key in unsets}
+        update["$push"] = {"history": history_entry(to_status, attempt)}
         doc = await self.ctx.store.cas_execution(execution_id, from_statuses, attempt, update)
         if doc is None:
             return None

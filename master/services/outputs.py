@@ -217,6 +217,9 @@ class OutputService:
             if not isinstance(metadata, dict):
                 raise InvalidInput(f"Output {name!r}: metadata must be an object.")
             checked.append((name, upload, metadata))
+        # Renewing the lease right before writing: a zombie attempt (its lease lapsed, the
+        # execution queued again) is refused here and never registers an output.
+        execution = await self.agent.renew(env, execution_id, attempt)
         datums = []
         for name, upload, metadata in checked:
             datums.append(await self._upsert_datum(execution, attempt, name, upload, metadata))
