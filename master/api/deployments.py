@@ -14,6 +14,7 @@ from ..deploy.describe import Describer
 from ..deploy.setup import Deployments
 from ..logs import event_topic
 from ..services.common import as_bool, page
+from ..services.members import EDITOR, VIEWER
 from ..store import Doc
 from .base import BaseHandler
 from .executions import KEEPALIVE_SECONDS, public_event, sse_message
@@ -31,26 +32,23 @@ class DeployBase(BaseHandler):
         return Describer(self.deploy.service, self.deploy.front, self.base)
 
     async def project_ids(self) -> list[str]:
-        """The projects a listing covers: ``?project=`` (checked) or every visible one."""
+        """The projects a listing covers: ``?project=`` (checked) or every readable one."""
         if project := self.arg("project"):
-            return [(await self.services.projects.get(project))["_id"]]
-        docs, _ = await self.services.projects.list_projects(10_000, 0)
+            return [(await self.project_for(project))["_id"]]
+        docs, _ = await self.services.projects.list_projects(self.user, 10_000, 0)
         return [d["_id"] for d in docs]
 
-    async def deployment(self, deployment_id: Any) -> Doc:
+    async def deployment(self, deployment_id: Any, role: str = VIEWER) -> Doc:
         doc = await self.deploy.service.get_deployment(deployment_id)
-        await self.services.projects.get(doc["project"])
-        return doc
+        return await self.authorize(doc, role, "deployment")
 
-    async def version(self, version_id: Any) -> Doc:
+    async def version(self, version_id: Any, role: str = VIEWER) -> Doc:
         doc = await self.deploy.service.get_version(version_id)
-        await self.services.projects.get(doc["project"])
-        return doc
+        return await self.authorize(doc, role, "deployment version")
 
-    async def endpoint(self, endpoint_id: Any) -> Doc:
+    async def endpoint(self, endpoint_id: Any, role: str = VIEWER) -> Doc:
         doc = await self.deploy.service.get_endpoint(endpoint_id)
-        await self.services.projects.get(doc["project"])
-        return doc
+        return await self.authorize(doc, role, "endpoint")
 
     def listing(self, results: list[dict[str, Any]]) -> None:
         url = self.base + self.request.path
@@ -64,7 +62,7 @@ class DeploymentsHandler(DeployBase):
 
     async def post(self) -> None:
         body = self.body()
-        project = await self.services.projects.get(body.get("project"))
+        project = await self.project_for(body.get("project"), EDITOR)
         doc = await self.deploy.service.create_deployment(project, body)
         self.set_header("Location", f"{self.base}/api/v0/deployments/{doc['_id']}/")
         self.write_json(self.describer.deployment(doc), 201)
@@ -88,9 +86,9 @@ class AliasesHandler(DeployBase):
         self.listing([await self.describer.alias(a) for a in aliases])
 
     async def post(self, deployment_id: str) -> None:
-        deployment = await self.deployment(deployment_id)
+        deployment = await self.deployment(deployment_id, EDITOR)
         body = self.body()
-        version = await self.version(body.get("version"))
+        version = await self.version(body.get("version"), EDITOR)
         retire = as_bool(body.get("retire_previous"), False)
         doc = await self.deploy.rollout.switch(deployment, body.get("name"), version, retire)
         self.write_json(await self.describer.alias(doc))
@@ -108,7 +106,7 @@ class VersionsHandler(DeployBase):
 
     async def post(self) -> None:
         body = self.body()
-        deployment = await self.deployment(body.get("deployment"))
+        deployment = await self.deployment(body.get("deployment"), EDITOR)
         commit_ref = body.get("commit")
         if not isinstance(commit_ref, str) or not commit_ref:
             raise InvalidInput("'commit' is required.", hint="A commit identifier of the project.")
@@ -125,7 +123,7 @@ class VersionHandler(DeployBase):
 
 class VersionStopHandler(DeployBase):
     async def post(self, version_id: str) -> None:
-        doc = await self.version(version_id)
+        doc = await self.version(version_id, EDITOR)
         await self.deploy.rollout.retire(doc["_id"])
         self.write_json(await self.describer.version(await self.version(version_id)))
 
