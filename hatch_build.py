@@ -26,6 +26,8 @@ class WebBundleHook(BuildHookInterface):  # type: ignore[type-arg]
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        if self.target_name != "wheel":  # the sdist ships the sources, not the bundle
+            return
         root = Path(self.root)
         frontend, bundle = root / FRONTEND, root / BUNDLE
         if os.environ.get("HATCH_JUPYTER_BUILDER_SKIP_NPM") == "1" or not frontend.exists():

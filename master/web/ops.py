@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..deploy.describe import Describer
-from ..services.members import OWNER, ROLES
+from ..services.members import OWNER, ROLES, VIEWER
 from .accounts import Accounts
 from .base import WebHandler
 
@@ -41,6 +41,23 @@ class DeploymentsHandler(WebHandler):
             item["versions"] = [await describer.version(v) for v in versions]
             deployments.append(item)
         self.render("deployments.html", deployments=deployments)
+
+
+class EndpointHandler(WebHandler):
+    """One deployment endpoint: its state and its build log, pushed as the build runs."""
+
+    page = "endpoint"
+
+    async def get(self, endpoint_id: str) -> None:
+        assert self.user is not None
+        deploy = self.settings["deployments"]
+        doc = await deploy.service.get_endpoint(endpoint_id)
+        missing = f"No endpoint {endpoint_id!r}."
+        project = await self.services.projects.authorize(self.user, doc["project"], VIEWER, missing)
+        public = self.ctx.config.public_url.rstrip("/")
+        base = public or f"{self.request.protocol}://{self.request.host}" + self.root.rstrip("/")
+        endpoint = await Describer(deploy.service, deploy.front, base).endpoint(doc)
+        self.render("endpoint.html", ep=endpoint, project=project)
 
 
 class AdminHandler(WebHandler):

@@ -28,9 +28,11 @@ PAGES: list[tuple[str, type[RequestHandler]]] = [
     ("compare", pages.CompareHandler),
     ("environments", ops.EnvironmentsHandler),
     ("deployments", ops.DeploymentsHandler),
+    ("deployments/endpoints/{}/", ops.EndpointHandler),
     ("admin", ops.AdminHandler),
     ("live/executions/{}/events", live.ExecutionEventsStream),
     ("live/projects/{}/executions", live.ProjectFeedStream),
+    ("live/deployment-endpoints/{}/build-log", live.BuildLogStream),
 ]
 
 

@@ -3,11 +3,13 @@ import 'uplot/dist/uPlot.min.css';
 import { startExecutionPage } from './execution.js';
 import { startExecutionsTable } from './table.js';
 import { startComparePage } from './compare.js';
+import { startEndpointPage } from './endpoint.js';
 
 const pages = {
   execution: startExecutionPage,
   executions: startExecutionsTable,
   compare: startComparePage,
+  endpoint: startEndpointPage,
 };
 
 function start() {

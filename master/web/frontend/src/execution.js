@@ -61,7 +61,7 @@ export function startExecutionPage() {
   }
 }
 
-function appendLog(log, event) {
+export function appendLog(log, event) {
   const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
   const line = el('span', `line stream-${event.stream === 'stderr' ? 'stderr' : event.stream === 'status' ? 'status' : 'stdout'}`);
   line.textContent = event.message.endsWith('\n') ? event.message : `${event.message}\n`;
