@@ -6,13 +6,9 @@ streams themselves (Redis pub/sub, ``Last-Event-ID`` resumption) are the API's o
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..api.deployments import BuildLogStreamHandler
 from ..api.executions import EventStreamHandler
 from ..api.feed import ProjectExecutionStreamHandler
-from ..services.members import VIEWER
-from ..store import Doc
 from .base import SessionAPIMixin
 
 
@@ -26,9 +22,3 @@ class ProjectFeedStream(SessionAPIMixin, ProjectExecutionStreamHandler):
 
 class BuildLogStream(SessionAPIMixin, BuildLogStreamHandler):
     """A deployment endpoint's build log as it grows; ``end`` once the build ended."""
-
-    async def endpoint(self, endpoint_id: Any) -> Doc:
-        doc = await self.deploy.service.get_endpoint(endpoint_id)
-        missing = f"No endpoint {endpoint_id!r}."
-        await self.services.projects.authorize(self.user, doc["project"], VIEWER, missing)
-        return doc
