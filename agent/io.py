@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -327,19 +328,27 @@ def upload_outputs(
     )
 
 
+#: Parts of one multipart upload in flight at once (boto3's TransferManager sends 10).
+PART_CONCURRENCY = 4
+
+
 def _put_parts(client: AgentClient, multipart: Json, path: str) -> list[Json]:
-    """PUT each part (a byte range of ``path``) to its signed URL; return numbers and ETags."""
-    done = []
-    with open(path, "rb") as f:
-        for part in multipart.get("parts", []):
+    """PUT the parts (byte ranges of ``path``) to their signed URLs, a few at a time; return
+    their numbers and ETags in order."""
+
+    def put(part: Json) -> Json:
+        with open(path, "rb") as f:
             f.seek(int(part["offset"]))
             data = f.read(int(part["size"]))
-            resp = client.request(
-                part.get("method", "PUT"),
-                part["url"],
-                data=data,
-                headers=dict(part.get("headers") or {}),
-                timeout=max(client.timeout, 300),
-            )
-            done.append({"number": part["number"], "etag": resp.headers.get("ETag", "")})
-    return done
+        resp = client.request(
+            part.get("method", "PUT"),
+            part["url"],
+            data=data,
+            headers=dict(part.get("headers") or {}),
+            timeout=max(client.timeout, 300),
+        )
+        return {"number": part["number"], "etag": resp.headers.get("ETag", "")}
+
+    parts = list(multipart.get("parts", []))
+    with ThreadPoolExecutor(max(1, min(PART_CONCURRENCY, len(parts)))) as pool:
+        return list(pool.map(put, parts))
