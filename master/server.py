@@ -114,7 +114,7 @@ class Master:
         self._tasks = [
             asyncio.create_task(self.scheduler.run_reaper(), name="vh-reaper"),
             asyncio.create_task(self.scheduler.run_reconciler(), name="vh-reconciler"),
-            *await self.deployments.start(),
+            *await self.deployments.start(),  # the build loop: stopped by deployments.stop()
         ]
         if cfg.scaler_interval > 0:
             self._tasks.append(asyncio.create_task(self.scaler.run(), name="vh-scaler"))
@@ -136,7 +136,7 @@ class Master:
             self._server.stop()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.close_all_connections(), 2)
-        self.deployments.stop()
+        await self.deployments.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -88,17 +88,17 @@ class Builder:
         self.stores = StoreSet(ctx.artifacts, ctx.config.named_stores)
         self.registries = RegistryCredentialService(ctx)
         self.work_root = os.path.join(ctx.config.data_dir, "builds")
+        self.stopping = asyncio.Event()
 
     async def run(self) -> None:
+        """Build queued endpoints until :meth:`stop` (a build in progress finishes first)."""
         await self.service.queue.reconcile(await self.service.queued_endpoints())
-        while True:
+        while not self.stopping.is_set():
             try:
-                endpoint_id = await self.service.queue.pop(5)
+                endpoint_id = await self.service.queue.pop(5, self.stopping)
                 if endpoint_id:
                     await self.build(endpoint_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the loop must outlive one bad build
+            except Exception:
                 log.exception("build loop")
                 await asyncio.sleep(1)
 

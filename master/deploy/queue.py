@@ -6,26 +6,43 @@ Derived state like the execution queues: MongoDB's ``queued`` endpoints are the 
 
 from __future__ import annotations
 
+import asyncio
+
 import redis.asyncio as aioredis
 
-from ..queue import PREFIX
+from ..queue import PREFIX, Notifier
 
 BUILD_QUEUE = PREFIX + "builds"
+TOPIC = "builds"
 
 
 class BuildQueue:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    """Builders wait on a notification (no blocked Redis connection each), then ``LPOP``."""
+
+    def __init__(self, redis: aioredis.Redis, notifier: Notifier) -> None:
         self.redis = redis
+        self.notifier = notifier
 
     async def push(self, endpoint_id: str) -> None:
         await self.redis.rpush(BUILD_QUEUE, endpoint_id)
+        await self.notifier.publish(TOPIC)
 
-    async def pop(self, timeout: float) -> str | None:
-        """The next endpoint id, waiting up to ``timeout`` seconds (one connection per builder)."""
-        item = await self.redis.blpop([BUILD_QUEUE], timeout=max(int(timeout), 1))
-        if not item:
+    async def pop(self, timeout: float, stopping: asyncio.Event | None = None) -> str | None:
+        """The next endpoint id, waiting up to ``timeout`` seconds (or until ``stopping``)."""
+        value = await self.redis.lpop(BUILD_QUEUE)
+        if value is None:
+            fut = self.notifier.waiter(TOPIC)
+            waits = [asyncio.ensure_future(self.notifier.wait(TOPIC, fut, timeout))]
+            if stopping is not None:
+                waits.append(asyncio.ensure_future(stopping.wait()))
+            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            if stopping is not None and stopping.is_set():
+                return None
+            value = await self.redis.lpop(BUILD_QUEUE)
+        if value is None:
             return None
-        value = item[1]
         return value.decode() if isinstance(value, bytes) else str(value)
 
     async def depth(self) -> int:

@@ -43,7 +43,7 @@ class DeploymentService:
         self.endpoints = db["deployment_endpoints"]
         self.aliases = db["deployment_aliases"]
         self.targets = targets
-        self.queue = BuildQueue(ctx.redis)
+        self.queue = BuildQueue(ctx.redis, ctx.notifier)
 
     async def setup(self) -> None:
         if id(self.ctx.store.db) in _INDEXED:

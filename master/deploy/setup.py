@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from ..context import Context
 from .builder import Builder
@@ -20,14 +21,25 @@ class Deployments:
         self.front = Front(ctx)
         self.rollout = Rollout(ctx, self.service, self.front)
         self.builder = Builder(ctx, self.service, self.rollout)
+        self._builder: asyncio.Task[None] | None = None
 
     async def start(self) -> list[asyncio.Task[None]]:
-        """Create indexes, open the front, start the build loop (if this master builds)."""
+        """Create indexes, open the front, start the build loop (if this master builds).
+
+        The build loop is not among the returned tasks: :meth:`stop` ends it between builds
+        rather than cancelling it in the middle of a Redis call or a Docker build."""
         await self.service.setup()
         self.front.listen(self.ctx.config.deploy_port, self.ctx.config.deploy_ip)
-        if not self.ctx.config.builder:
-            return []
-        return [asyncio.create_task(self.builder.run(), name="vh-builder")]
+        if self.ctx.config.builder:
+            self._builder = asyncio.create_task(self.builder.run(), name="vh-builder")
+        return []
 
-    def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
         self.front.stop()
+        self.builder.stopping.set()
+        if self._builder is not None:
+            done, _ = await asyncio.wait([self._builder], timeout=timeout)
+            if not done:
+                self._builder.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._builder
