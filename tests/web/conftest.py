@@ -167,6 +167,10 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 
     pg.on("dialog", on_dialog)
     pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
+    pg.on(
+        "response",
+        lambda r: r.status >= 400 and pg.console_errors.append(f"{r.status} {r.url}"),
+    )
     pg.shots = Shots(pg, request.node.name)  # type: ignore[attr-defined]
     try:
         yield pg
