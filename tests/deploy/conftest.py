@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import io
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,8 @@ SKLEARN_REQUIREMENTS = [
     f"numpy=={__import__('numpy').__version__}",
     f"scipy=={__import__('scipy').__version__}",
 ]
+
+SAMPLES = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 
 TRAIN_YAML = """\
 - step:
@@ -196,6 +199,36 @@ def deploy_stack(
                 container.remove(force=True)
 
 
+@pytest.fixture(scope="module")
+def trained(deploy_stack: Stack, sklearn_image: str, registry: str) -> Iterator[dict]:
+    """A project whose notebook execution made model.pkl, registry credentials stored."""
+    stack = deploy_stack
+    project = stack.create_project("iris")
+    files = {
+        "valohai.yaml": TRAIN_YAML.format(image=sklearn_image),
+        "train.ipynb": train_notebook(),
+        "predict.py": PREDICT_PY,
+    }
+    commit = stack.import_package(project["id"], files)
+    execution = stack.submit(project["id"], commit["identifier"], "train")
+    final = stack.wait_status(execution["id"], timeout=240)
+    assert final["status"] == "complete", stack.explain(execution["id"])
+    data = stack.api("GET", "/api/v0/data/", params={"output_execution": execution["id"]}).json()
+    model = next(d for d in data["results"] if d["name"] == "model.pkl")
+    body = {"registry": registry, "username": USER, "password": PASSWORD}
+    assert stack.api("POST", "/api/v0/registry-credentials/", json=body).status_code == 201
+    raw = stack.api("GET", f"/api/v0/data/{model['id']}/download/", allow_redirects=True)
+    assert raw.status_code == 200, raw.text[:500]
+    yield {
+        "project": project,
+        "commit": commit,
+        "files": files,
+        "datum": model["id"],
+        "model": pickle.loads(raw.content),
+        "registry": registry,
+    }
+
+
 def wait_version(stack: Stack, version_id: str, timeout: float = 300) -> dict:
     """Poll the version until its build and start are over (running, failed or stopped)."""
     deadline = time.monotonic() + timeout
@@ -208,4 +241,4 @@ def wait_version(stack: Stack, version_id: str, timeout: float = 300) -> dict:
         time.sleep(0.3)
 
 
-__all__ += ["PASSWORD", "USER", "train_notebook", "wait_version"]
+__all__ += ["PASSWORD", "SAMPLES", "USER", "train_notebook", "wait_version"]

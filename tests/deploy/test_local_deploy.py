@@ -3,52 +3,16 @@ runs it on the local Docker engine and answers predictions (acceptance 1, 2 and 
 
 from __future__ import annotations
 
-import pickle
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
 
-from tests.deploy.conftest import PASSWORD, USER, train_notebook, wait_version
+from tests.deploy.conftest import PASSWORD, SAMPLES, USER, wait_version
 from tests.e2e.stack import Stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-SAMPLES = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
-
-
-@pytest.fixture(scope="module")
-def trained(deploy_stack: Stack, sklearn_image: str, registry: str) -> Iterator[dict]:
-    """A project whose notebook execution made model.pkl, registry credentials stored."""
-    from tests.deploy.conftest import PREDICT_PY, TRAIN_YAML
-
-    stack = deploy_stack
-    project = stack.create_project("iris")
-    files = {
-        "valohai.yaml": TRAIN_YAML.format(image=sklearn_image),
-        "train.ipynb": train_notebook(),
-        "predict.py": PREDICT_PY,
-    }
-    commit = stack.import_package(project["id"], files)
-    execution = stack.submit(project["id"], commit["identifier"], "train")
-    final = stack.wait_status(execution["id"], timeout=240)
-    assert final["status"] == "complete", stack.explain(execution["id"])
-    data = stack.api("GET", "/api/v0/data/", params={"output_execution": execution["id"]}).json()
-    model = next(d for d in data["results"] if d["name"] == "model.pkl")
-    body = {"registry": registry, "username": USER, "password": PASSWORD}
-    assert stack.api("POST", "/api/v0/registry-credentials/", json=body).status_code == 201
-    raw = stack.api("GET", f"/api/v0/data/{model['id']}/download/", allow_redirects=True)
-    assert raw.status_code == 200, raw.text[:500]
-    yield {
-        "project": project,
-        "commit": commit,
-        "files": files,
-        "datum": model["id"],
-        "model": pickle.loads(raw.content),
-        "registry": registry,
-    }
 
 
 def _deployment(stack: Stack, trained: dict, name: str) -> dict:
