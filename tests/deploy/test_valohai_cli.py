@@ -42,9 +42,7 @@ def _vh(stack: Stack, tmp_path: Path, project_dir: Path):
     return run
 
 
-def test_vh_deployment_create_version(
-    deploy_stack: Stack, trained: dict, tmp_path: Path
-) -> None:
+def test_vh_deployment_create_version(deploy_stack: Stack, trained: dict, tmp_path: Path) -> None:
     stack = deploy_stack
     project_dir = tmp_path / "project"
     project_dir.mkdir()
