@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tornado.escape import json_encode
+from tornado.escape import json_encode, xhtml_escape
 
 from jupyter_valohai.errors import InvalidInput
 
@@ -123,8 +123,6 @@ class NotebookFrameHandler(PageHandler):
         message = getattr(exc, "message", None) or "The notebook cannot be shown."
         self.set_status(getattr(exc, "status", status_code))
         self.set_header("Content-Type", "text/html; charset=UTF-8")
-        from tornado.escape import xhtml_escape
-
         self.finish(notebook_page(f"<p>{xhtml_escape(message)}</p>", self.static_url("app.css")))
 
 

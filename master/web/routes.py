@@ -33,6 +33,7 @@ PAGES: list[tuple[str, type[RequestHandler]]] = [
     ("live/executions/{}/events", live.ExecutionEventsStream),
     ("live/projects/{}/executions", live.ProjectFeedStream),
     ("live/deployment-endpoints/{}/build-log", live.BuildLogStream),
+    ("live/environments", live.EnvironmentsStream),
 ]
 
 

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 PAGES = ["", "tokens", "p/nope/", "p/nope/executions/1/", "compare", "environments",
          "deployments", "admin"]  # fmt: skip
 DATA = ["live/executions/e-nope/events", "live/projects/nope/executions",
-        "p/nope/executions/1/notebook"]  # fmt: skip
+        "p/nope/executions/1/notebook", "live/environments",
+        "live/deployment-endpoints/nope/build-log"]  # fmt: skip
 
 
 def xsrf_of(session: requests.Session, url: str) -> str:

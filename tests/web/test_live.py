@@ -125,3 +125,21 @@ def test_stop_from_the_page(page: Any, stack: PrefixedStack, tmp_path: Path) -> 
     expect(page.locator("#stop")).to_be_disabled()
     page.shots("stopped")
     assert stack.wait_status(execution["id"])["status"] == "stopped"
+
+
+def test_environments_page_is_live(page: Any, stack: PrefixedStack, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    gate = tmp_path / "gate"
+    project, commit = upload(stack, "busy", TRAIN)
+    browser_login(page, stack, "environments")
+    row = page.locator("#environments tr[data-id]")
+    expect(row).to_have_count(1)
+    expect(row.locator(".unfinished")).to_have_text("0")
+    stack.submit(project["id"], commit, "train", parameters={"gate": str(gate)})
+    expect(row.locator(".unfinished")).to_have_text("1", timeout=UI_MS)  # pushed, not polled
+    expect(row.locator(".workers")).to_have_text("1", timeout=UI_MS)
+    page.shots("busy")
+    gate.write_text("open")
+    expect(row.locator(".unfinished")).to_have_text("0", timeout=UI_MS)
+    expect(row.locator(".queue-depth")).to_have_text("0")

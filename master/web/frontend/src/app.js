@@ -4,12 +4,14 @@ import { startExecutionPage } from './execution.js';
 import { startExecutionsTable } from './table.js';
 import { startComparePage } from './compare.js';
 import { startEndpointPage } from './endpoint.js';
+import { startEnvironmentsPage } from './environments.js';
 
 const pages = {
   execution: startExecutionPage,
   executions: startExecutionsTable,
   compare: startComparePage,
   endpoint: startEndpointPage,
+  environments: startEnvironmentsPage,
 };
 
 function start() {
