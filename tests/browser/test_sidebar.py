@@ -49,7 +49,8 @@ def open_panel(page: Any, lab: Lab, notebook: str) -> None:
 
     page.goto(f"{lab.url}/lab/tree/{notebook}?token={lab.token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=UI_MS)
-    page.get_by_title("Run this notebook on Valohai").first.click()
+    # Lab may restore other notebooks too: the button of the notebook shown (not a hidden tab's)
+    page.get_by_title("Run this notebook on Valohai").locator("visible=true").first.click()
     panel = page.locator("#jupyter-valohai-sidebar")
     expect(panel).to_be_visible(timeout=UI_MS)
     expect(panel.locator(".jp-Valohai-connection")).to_have_attribute(
