@@ -91,6 +91,10 @@ class Store:
             await self.executions.create_index(
                 [("project", ASCENDING), ("deleted", ASCENDING), ("status", ASCENDING)]
             )
+            await self.executions.create_index(  # in-flight limits, the scaler's queue counts
+                [("project", ASCENDING), ("status", ASCENDING)]
+            )
+            await self.executions.create_index([("environment", ASCENDING), ("status", ASCENDING)])
             await self.datums.create_index(
                 [("output_execution", ASCENDING), ("name", ASCENDING)], unique=True
             )

@@ -120,10 +120,11 @@ class Scaler:
         if self._ensured.get(spec.slug) != key:
             await provider.ensure_group(spec)
             self._ensured[spec.slug] = key
-        executions = self.ctx.store.executions
-        queued = await executions.count_documents({"environment": env["_id"], "status": QUEUED})
-        running = await executions.count_documents(
-            {"environment": env["_id"], "status": {"$in": [STARTED, STOPPING]}}
+        store, executions = self.ctx.store, self.ctx.store.executions
+        # Store.count: answered by the (environment, status) index, not a collection scan.
+        queued = await store.count(executions, {"environment": env["_id"], "status": QUEUED})
+        running = await store.count(
+            executions, {"environment": env["_id"], "status": {"$in": [STARTED, STOPPING]}}
         )
         workers = await self.workers.list(env["_id"], include_gone=True)
         if not getattr(provider, "scalable", True):

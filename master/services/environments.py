@@ -107,8 +107,9 @@ class EnvironmentService:
             item["queue_depth"] = await self.ctx.queues.length(env["_id"])
             item["workers"] = await self.ctx.queues.workers(env["_id"])
             if include_counts:
-                item["unfinished_job_count"] = await self.ctx.store.executions.count_documents(
-                    {"environment": env["_id"], "status": {"$in": [QUEUED, STARTED, STOPPING]}}
+                item["unfinished_job_count"] = await self.ctx.store.count(
+                    self.ctx.store.executions,
+                    {"environment": env["_id"], "status": {"$in": [QUEUED, STARTED, STOPPING]}},
                 )
             results.append(item)
         return results

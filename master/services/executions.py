@@ -167,8 +167,9 @@ class ExecutionService:
 
     async def _check_in_flight(self, project: Doc) -> None:
         limit = self.ctx.config.max_in_flight_per_project
-        busy = await self.ctx.store.executions.count_documents(
-            {"project": project["_id"], "status": {"$in": sorted(INCOMPLETE_STATUSES)}}
+        busy = await self.ctx.store.count(  # by index: this runs on every submit
+            self.ctx.store.executions,
+            {"project": project["_id"], "status": {"$in": sorted(INCOMPLETE_STATUSES)}},
         )
         if busy >= limit:
             raise TooManyRequests(
