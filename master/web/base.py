@@ -11,8 +11,9 @@ from tornado import httputil
 from tornado.web import HTTPError, RequestHandler
 
 from jupyter_valohai.errors import NotAuthenticated, ValohaiError
-from jupyter_valohai.models import INCOMPLETE_STATUSES, TERMINAL_STATUSES
+from jupyter_valohai.models import INCOMPLETE_STATUSES, TERMINAL_STATUSES, isoformat
 
+from ..store import as_dt
 from .sessions import SESSION_COOKIE, SESSION_DAYS, Sessions
 
 if TYPE_CHECKING:
@@ -142,6 +143,7 @@ class WebHandler(SessionMixin):
             terminal=TERMINAL_STATUSES,
             incomplete=INCOMPLETE_STATUSES,
             url_escape_query=page_query,
+            isoformat=lambda value: isoformat(as_dt(value)),
         )
         return ns
 
