@@ -117,6 +117,17 @@ def build_parsers() -> tuple[_Parser, _Parser]:
     lister.add_argument("--limit", type=int, default=20, help="how many executions")
     project = sub.add_parser("project", help="show or select (creating it) the session's project")
     project.add_argument("name", nargs="?")
+    deploy = sub.add_parser(
+        "deploy", help="deploy an execution's output with an endpoint of its valohai.yaml"
+    )
+    deploy.add_argument("id", nargs="?", help="execution")
+    deploy.add_argument("--endpoint", help="the endpoint (default: the only one)")
+    deploy.add_argument("--output", help="the output for the endpoint's file (default: by path)")
+    deploy.add_argument("--deployment", help="deployment name (default: the endpoint's)")
+    deploy.add_argument("--alias", help="alias the version takes once it runs (e.g. production)")
+    deploy.add_argument("--target", default="local", help="target of a new deployment")
+    deploy.add_argument("--registry", default="", help="registry host:port of a new deployment")
+    deploy.add_argument("--no-wait", action="store_true", help="return while it builds")
     login = sub.add_parser("login", help="save the master's URL and token for later sessions")
     login.add_argument("url")
     login.add_argument("--token", help="API token (asked for when left out)")
@@ -344,6 +355,36 @@ class ValohaiMagics(Magics):
     def cmd_stop(self, args: argparse.Namespace) -> None:
         ref = self._ref(args.id)
         print(self.client().stop_execution(ref))
+
+    def cmd_deploy(self, args: argparse.Namespace) -> None:
+        from .widget.deploy import outcome, wait_version
+
+        ref = self._ref(args.id)
+        client = self.client()
+        execution_id = client.get_execution(ref)["id"]
+        options = {
+            "endpoint": args.endpoint,
+            "output": args.output,
+            "deployment": args.deployment,
+            "alias": args.alias,
+            "target": args.target,
+            "registry": args.registry,
+        }
+        if self._widgets_shown() and not args.no_wait:
+            from .widget.deploy import DeployPanel
+
+            panel = DeployPanel(client, execution_id, **options)
+            display(panel)
+            print(panel.run())
+            return
+        version = client.deploy(execution_id, **options)
+        print(f"Deployment version {version['name']} created; building.")
+        if args.no_wait:
+            return
+        final = wait_version(
+            client, version["id"], on_status=lambda v: print(f"-- {v['status']}", flush=True)
+        )
+        print(outcome(final)[0])
 
     def cmd_outputs(self, args: argparse.Namespace) -> None:
         ref = self._ref(args.id)

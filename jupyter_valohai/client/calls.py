@@ -284,3 +284,101 @@ def stream_call(ref: str, after: str | None) -> Call:
 def download_call(datum: dict[str, Any] | str) -> Call:
     datum_id = datum if isinstance(datum, str) else datum["id"]
     return Call("GET", path("data", datum_id, "download"))
+
+
+# --- deployments ----------------------------------------------------------------------------
+
+
+def _endpoint_files(endpoint: Any, outs: list[dict[str, Any]], output: str | None) -> dict:
+    """Pick the output datum of each endpoint file: ``output`` for a one-file endpoint, else the
+    output named like the file's path (or its last part)."""
+    by_name = {str(o.get("name")): o for o in outs}
+    files: dict[str, str] = {}
+    for item in endpoint.files:
+        wanted = [output] if output and len(endpoint.files) == 1 else []
+        wanted += [item.path, item.path.rsplit("/", 1)[-1]]
+        chosen = next((by_name[w] for w in wanted if w in by_name), None)
+        if chosen is None:
+            raise errors.InvalidInput(
+                f"Endpoint {endpoint.name!r} needs file {item.name!r} ({item.path}) and the "
+                "execution has no such output.",
+                hint="Outputs: "
+                + (", ".join(sorted(by_name)) or "none")
+                + "; name one with --output.",
+            )
+        files[item.name] = str(chosen["id"])
+    return files
+
+
+def _commit_endpoints(ex: dict[str, Any]) -> Op:
+    """(project id, commit identifier, the ``endpoint:`` objects of its valohai.yaml)."""
+    from ..valohai_config import parse_config
+
+    project = ex["project"]["id"] if isinstance(ex.get("project"), dict) else ex["project"]
+    commit_id = ex["commit"]["identifier"] if isinstance(ex.get("commit"), dict) else ex["commit"]
+    commit = yield Call(
+        "GET", path("commits", commit_id), params={"project": project, "include": "config"}
+    )
+    text = commit.get("config") or commit.get("config_text") or ""
+    return project, commit_id, list(parse_config(text).endpoints.values()) if text else []
+
+
+def execution_endpoints(execution: str) -> Op:
+    """The endpoint names the execution's valohai.yaml defines (what it could be deployed as)."""
+    ex = yield from get_execution(execution)
+    return [e.name for e in (yield from _commit_endpoints(ex))[2]]
+
+
+def deploy(
+    execution: str,
+    endpoint: str | None = None,
+    output: str | None = None,
+    deployment: str | None = None,
+    alias: str | None = None,
+    target: str = "local",
+    registry: str = "",
+) -> Op:
+    """Deploy an execution's output with an ``endpoint:`` of its commit's valohai.yaml: create the
+    deployment if needed (named after the endpoint unless ``deployment``), then a version; return
+    the version (its endpoints build and start on the master)."""
+    ex = yield from get_execution(execution)
+    project, commit_id, endpoints = yield from _commit_endpoints(ex)
+    if not endpoints:
+        raise errors.InvalidInput(
+            "The execution's valohai.yaml defines no endpoint.",
+            hint="Add an `- endpoint:` (image, wsgi or server-command, files) and run again.",
+        )
+    if endpoint is None and len(endpoints) > 1:
+        raise errors.InvalidInput(
+            "The valohai.yaml defines several endpoints: name one.",
+            hint="Endpoints: " + ", ".join(e.name for e in endpoints),
+        )
+    chosen = next((e for e in endpoints if endpoint in (None, e.name)), None)
+    if chosen is None:
+        raise errors.InvalidInput(
+            f"No endpoint {endpoint!r} in the execution's valohai.yaml.",
+            hint="Endpoints: " + ", ".join(e.name for e in endpoints),
+        )
+    files = _endpoint_files(chosen, (yield from outputs(ex["id"])), output)
+    name = deployment or chosen.name
+    listed = results((yield Call("GET", path("deployments"), params={"project": project})))
+    dep = next((d for d in listed if d.get("name") == name), None)
+    if dep is None:
+        body = {"project": project, "name": name, "target": target, "registry": registry}
+        dep = yield Call("POST", path("deployments"), json=body)
+    version: dict[str, Any] = {
+        "deployment": dep["id"],
+        "commit": commit_id,
+        "endpoint_configurations": {chosen.name: {"enabled": True, "files": files}},
+    }
+    if alias:
+        version["alias"] = alias
+    return (yield Call("POST", path("deployment-versions"), json=version))
+
+
+def get_deployment_version(version_id: str) -> Op:
+    return (yield Call("GET", path("deployment-versions", version_id)))
+
+
+def build_log(endpoint_id: str) -> Op:
+    return (yield Call("GET", path("deployment-endpoints", endpoint_id, "build-log")))

@@ -105,6 +105,31 @@ class _Api:
         """The execution's output datums (name, size, sha256, id, ...)."""
         return self._run(calls.outputs(ref))
 
+    def deploy(
+        self,
+        execution: str,
+        endpoint: str | None = None,
+        output: str | None = None,
+        deployment: str | None = None,
+        alias: str | None = None,
+        target: str = "local",
+        registry: str = "",
+    ) -> Any:
+        """Deploy an execution's output (see :func:`.calls.deploy`); return the new version."""
+        return self._run(
+            calls.deploy(execution, endpoint, output, deployment, alias, target, registry)
+        )
+
+    def execution_endpoints(self, ref: str) -> Any:
+        """Names of the endpoints the execution's valohai.yaml defines."""
+        return self._run(calls.execution_endpoints(ref))
+
+    def deployment_version(self, version_id: str) -> Any:
+        return self._run(calls.get_deployment_version(version_id))
+
+    def build_log(self, endpoint_id: str) -> Any:
+        return self._run(calls.build_log(endpoint_id))
+
 
 def _dest_file(datum: dict[str, Any] | str, dest_path: str) -> str:
     if os.path.isdir(dest_path):

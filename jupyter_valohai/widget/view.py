@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 #: The panes are redrawn at most this often (traits change with every event).
 RENDER_INTERVAL = 0.25
-DEPLOY_NOTE = "Deployments come in a later release"
+DEPLOY_NOTE = "Deploy an output with an endpoint of the valohai.yaml"
+NO_ENDPOINT_NOTE = "Nothing to deploy: the valohai.yaml defines no endpoint"
 
 
 class ExecutionView(widgets.VBox):
@@ -107,8 +108,12 @@ class ExecutionView(widgets.VBox):
         )
         self._pull.on_click(lambda _: self._act(self.pull))
         self._deploy = widgets.Button(
-            description="Deploy", icon="rocket", tooltip=DEPLOY_NOTE, disabled=True
+            description="Deploy", icon="rocket", tooltip=NO_ENDPOINT_NOTE, disabled=True
         )
+        self._deploy.on_click(lambda _: self._act(self._deploy_clicked))
+        self._deploy_box = widgets.VBox()
+        self.deploy_panel: Any = None
+        self._endpoints: list[str] = []
         self._buttons = widgets.HBox([self._stop, self._pull, self._deploy])
         self._message = widgets.HTML()
         self._links = widgets.HTML()
@@ -120,6 +125,7 @@ class ExecutionView(widgets.VBox):
             self._header,
             self._buttons,
             self._message,
+            self._deploy_box,
             self._cells_pane,
             self._log_pane,
             self._chart_box,
@@ -144,6 +150,7 @@ class ExecutionView(widgets.VBox):
                     self._fetch_execution()
                 if kind == "end":
                     self._fetch_outputs()
+                    self._fetch_endpoints()
                     break
         except ValohaiError as exc:
             self._failed(str(exc))
@@ -161,6 +168,12 @@ class ExecutionView(widgets.VBox):
 
     def _fetch_execution(self) -> None:
         self.apply(Event("execution", None, self._client.get_execution(self.execution_id)))
+
+    def _fetch_endpoints(self) -> None:
+        try:
+            self._endpoints = list(self._client.execution_endpoints(self.execution_id))
+        except ValohaiError:
+            self._endpoints = []
 
     def _fetch_outputs(self) -> None:
         self.apply(Event("outputs", None, {"results": self._client.outputs(self.execution_id)}))
@@ -216,6 +229,9 @@ class ExecutionView(widgets.VBox):
             self._log_pane.value = render.log_pane(list(state.lines)) if state.lines else ""
             self._stop.disabled = state.ended
             self._pull.disabled = not state.outputs
+            deployable = bool(state.outputs and self.status == "complete" and self._endpoints)
+            self._deploy.disabled = not deployable
+            self._deploy.tooltip = DEPLOY_NOTE if deployable else NO_ENDPOINT_NOTE
             self._draw_metrics(state)
             self._draw_outputs(state)
 
@@ -290,6 +306,23 @@ class ExecutionView(widgets.VBox):
         """Ask the master to stop the execution; return its message."""
         return str(self._client.stop_execution(self.execution_id))
 
+    def deploy(self, wait: bool = True, **options: Any) -> Any:
+        """Deploy an output with an endpoint of the execution's valohai.yaml (``endpoint``,
+        ``output``, ``deployment``, ``alias``, ``target``, ``registry``); show the build and,
+        once it runs, the URL and a "try it" box. ``wait=False`` returns while it builds."""
+        from .deploy import DeployPanel
+
+        panel = DeployPanel(self._client, self.execution_id, **options)
+        self.deploy_panel = panel
+        self._deploy_box.children = [panel]
+        if wait:
+            return panel.run()
+        return panel.start()
+
+    def _deploy_clicked(self) -> str:
+        self.deploy(wait=False)
+        return "Deploying..."
+
     def folder(self) -> str:
         """The folder (relative to the working directory) this execution's outputs go to."""
         return execution_dir(self._state.execution or {"id": self.execution_id}, self.outputs_dir)
@@ -352,5 +385,7 @@ class ExecutionView(widgets.VBox):
         if self._own_client:
             self._client.close()
         for child in [*self._children(), self._stop, self._pull, self._deploy]:
+            if child is self._deploy_box and self.deploy_panel is not None:
+                self.deploy_panel.close()
             child.close()
         super().close()

@@ -224,6 +224,7 @@ def trained(deploy_stack: Stack, sklearn_image: str, registry: str) -> Iterator[
         "commit": commit,
         "files": files,
         "datum": model["id"],
+        "execution": execution["id"],
         "model": pickle.loads(raw.content),
         "registry": registry,
     }

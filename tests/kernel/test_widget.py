@@ -122,7 +122,7 @@ def test_the_view_follows_a_running_notebook_and_ends_with_its_outputs(
         in kernel.ok("print(view._links.value)").stdout
     )
     assert kernel.ok("print(view._deploy.disabled, view._deploy.tooltip)").stdout.strip() == (
-        "True Deployments come in a later release"
+        "True Nothing to deploy: the valohai.yaml defines no endpoint"
     )
 
     # After a kernel restart, the view made again by id reaches the same state.

@@ -69,7 +69,9 @@ def test_the_view_in_jupyterlab(page: Any, lab: Lab, master: Stack) -> None:  # 
     expect(view.get_by_text("selfrun.ipynb").first).to_be_visible()
     deploy = view.get_by_role("button", name="Deploy")
     expect(deploy).to_be_disabled()
-    expect(deploy).to_have_attribute("title", "Deployments come in a later release")
+    expect(deploy).to_have_attribute(
+        "title", "Nothing to deploy: the valohai.yaml defines no endpoint"
+    )
     expect(view.get_by_role("button", name="Stop")).to_be_disabled()
 
     view.get_by_role("button", name="Pull").click()
