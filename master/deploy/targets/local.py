@@ -21,6 +21,7 @@ from typing import Any
 from .base import DeployFailed, DeploymentTarget, Emit, EndpointSpec, Health
 
 LABEL = "org.jupyter-valohai.endpoint"
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
 LABEL_OWNER = "org.jupyter-valohai.endpoint-owner"  # the data dir of the master that ran it
 
 
@@ -148,7 +149,9 @@ class LocalTarget(DeploymentTarget):
             )
         repo = os.path.join(spec.context_dir, "repository")
         port = free_port() if spec.definition.wsgi else spec.definition.port
-        env = {**os.environ, **spec.environment, "PORT": str(port), "VH_WSGI_PORT": str(port)}
+        # The master's own environment holds its secrets: the endpoint gets a plain one.
+        plain = {k: v for k, v in os.environ.items() if k in PASSED_ENV}
+        env = {**plain, **spec.environment, "PORT": str(port), "VH_WSGI_PORT": str(port)}
         if spec.definition.wsgi:
             env["VH_WSGI"] = spec.definition.wsgi
             argv = [sys.executable, os.path.join(spec.context_dir, "vh_serve.py")]
