@@ -3,6 +3,7 @@ context: a master whose DOCKER_HOST leads nowhere deploys a notebook's model and
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -79,3 +80,29 @@ def test_no_engine_runs_the_endpoint_as_a_process(engineless: Stack) -> None:
     gone = stack.api("GET", f"/api/v0/deployment-endpoints/{endpoint['id']}/").json()
     assert gone["status"] == "stopped"
     assert requests.post(endpoint["endpoint_url"], json={"data": SAMPLES}).status_code == 404
+
+    # Endpoint processes have no supervisor: they end with the master that ran them.
+    again = stack.api(
+        "POST",
+        "/api/v0/deployment-versions/",
+        json={
+            "deployment": deployment["id"],
+            "commit": commit,
+            "endpoint_configurations": {"predict": {"files": {"model": datum}}},
+        },
+    ).json()
+    running = wait_version(stack, again["id"], timeout=120)
+    assert running["status"] == "running", running
+    endpoint_id = running["endpoints"][0]["id"]
+    health = stack.api("GET", f"/api/v0/deployment-endpoints/{endpoint_id}/").json()["health"]
+    port = int(health["detail"].rsplit(":", 1)[1].rstrip("."))
+    assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).ok
+    stack.stop()
+    for _ in range(100):  # SIGTERM was sent before the master exited; wait for the exit
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=10)
+        except requests.ConnectionError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the endpoint process on port {port} outlived its master")

@@ -72,6 +72,11 @@ class LocalTarget(DeploymentTarget):
     kind = "local"
     needs_registry = False
 
+    def __init__(self, name: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(name, options)
+        #: endpoint id -> state of the processes this master started (they end with it)
+        self.processes: dict[str, dict[str, Any]] = {}
+
     @property
     def ready_timeout(self) -> float:
         return float(self.options.get("ready_timeout", 120))
@@ -174,6 +179,7 @@ class LocalTarget(DeploymentTarget):
             "host": "127.0.0.1",
             "port": port,
             "log": log_path,
+            "endpoint": spec.endpoint_id,
         }
         deadline = time.monotonic() + self.ready_timeout
         while not answers("127.0.0.1", port):
@@ -183,12 +189,14 @@ class LocalTarget(DeploymentTarget):
                 raise DeployFailed(f"The endpoint's server did not answer on port {port}:\n{tail}")
             time.sleep(0.2)
         emit("status", f"Endpoint ready on 127.0.0.1:{port} (process {proc.pid})")
+        self.processes[spec.endpoint_id] = state
         return state
 
     # --- the rest of the interface --------------------------------------------------------------
 
     def stop(self, state: dict[str, Any]) -> None:
         if state.get("mode") == "process":
+            self.processes.pop(str(state.get("endpoint")), None)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(int(state["pid"]), signal.SIGTERM)
             return
