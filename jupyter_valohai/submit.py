@@ -156,8 +156,27 @@ def _script_params(source: str, overrides: dict[str, Any]) -> dict[str, Param]:
     return params
 
 
-def _config(step: dict[str, Any]) -> tuple[str, bytes]:
-    text = yaml.safe_dump([{"step": step}], sort_keys=False, allow_unicode=True)
+def _endpoints_beside(root: str) -> list[dict[str, Any]]:
+    """The ``endpoint:`` items of the valohai.yaml in ``root`` (the snapshot's folder), if any:
+    the generated config carries them, so the run's commit can be deployed."""
+    path = os.path.join(root, "valohai.yaml")
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        if not parse_config(text, source=path).endpoints:
+            return []
+    except InvalidInput:  # the notebook still runs; its commit just has nothing to deploy
+        return []
+    return [item for item in yaml.safe_load(text) if isinstance(item, dict) and "endpoint" in item]
+
+
+def _config(
+    step: dict[str, Any], endpoints: list[dict[str, Any]] | None = None
+) -> tuple[str, bytes]:
+    items = [{"step": step}, *(endpoints or [])]
+    text = yaml.safe_dump(items, sort_keys=False, allow_unicode=True)
     parse_config(text, source=GENERATED_YAML)  # our own output must be valid for the master
     return text, text.encode("utf-8")
 
@@ -173,7 +192,7 @@ def _generated(
     max_bytes: int,
     extra: dict[str, bytes] | None = None,
 ) -> PreparedRun:
-    text, data = _config(step)
+    text, data = _config(step, _endpoints_beside(root))
     tarball = snapshot(root, entry, max_bytes, extra={**(extra or {}), GENERATED_YAML: data})
     body = _body(req, step["name"], overrides, inputs, step["image"])
     notebook = step.get("source-path")

@@ -15,7 +15,7 @@ from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
 
 from ..connection import Connection, resolve_connection
 from ..errors import ValohaiError
-from . import calls
+from . import calls, deploy
 from .calls import Call, Event, Op
 
 #: Reconnections of an event stream in a row (without a new event) before giving up.
@@ -129,6 +129,26 @@ class _Api:
 
     def build_log(self, endpoint_id: str) -> Any:
         return self._run(calls.build_log(endpoint_id))
+
+    # --- deploying chosen files (:mod:`.deploy`, the sidebar's) ----------------------------
+
+    def commit_endpoints(self, identifier: str, project: str) -> Any:
+        """The ``endpoint:`` definitions of a commit's valohai.yaml."""
+        return self._run(deploy.commit_endpoints(identifier, project))
+
+    def deployments(self, project: str) -> Any:
+        return self._run(deploy.deployments(project))
+
+    def deployment_targets(self) -> Any:
+        return self._run(deploy.deployment_targets())
+
+    def deploy_output(self, execution_ref: str, endpoint: str, files: dict, **kw: Any) -> Any:
+        """Create a deployment version of the execution's commit (see :func:`.deploy_output`)."""
+        return self._run(deploy.deploy_output(execution_ref, endpoint, files, **kw))
+
+    def deployment_endpoint(self, endpoint_id: str) -> Any:
+        """An endpoint: status, failure, URLs, health."""
+        return self._run(deploy.deployment_endpoint(endpoint_id))
 
 
 def _dest_file(datum: dict[str, Any] | str, dest_path: str) -> str:

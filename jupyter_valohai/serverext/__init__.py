@@ -24,7 +24,10 @@ Routes (JSON unless said; errors are ``{"code", "message", "hint"}`` with a 4xx/
   root dir at ``valohai-outputs/<project>/<counter>/<name>`` (:mod:`.outputs`);
 - ``GET projects/{id}/executions/events`` (``?limit=``, ``Last-Event-ID``): ``text/event-stream``
   of ``execution`` events (the execution's JSON): the current page, then every change;
-- ``GET notebook-parameters?path=`` -> ``{path, parameters: [{name, type, default}], inputs}``.
+- ``GET notebook-parameters?path=`` -> ``{path, parameters: [{name, type, default}], inputs}``;
+- deploying an output: ``GET executions/{id}/deploy-options``, ``POST deployments``,
+  ``GET deployment-versions/{id}``, ``GET deployment-endpoints/{id}/build-log/events``,
+  ``POST deployment-endpoints/{id}/try`` (:mod:`.deploy`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ import os
 from jupyter_server.extension.application import ExtensionApp
 
 from .config import Valohai
+from .deploy import (
+    BuildLogHandler,
+    DeployHandler,
+    DeploymentVersionHandler,
+    DeployOptionsHandler,
+    TryEndpointHandler,
+)
 from .events import EventsHandler, ProjectEventsHandler
 from .handlers import (
     ConnectionHandler,
@@ -63,6 +73,11 @@ ROUTES = [
     (rf"valohai/executions/{_REF}/outputs/(?P<datum_id>[^/]+)/fetch", FetchOutputHandler),
     (rf"valohai/projects/{_REF}/executions/events", ProjectEventsHandler),
     (r"valohai/notebook-parameters", NotebookParametersHandler),
+    (rf"valohai/executions/{_REF}/deploy-options", DeployOptionsHandler),
+    (r"valohai/deployments", DeployHandler),
+    (rf"valohai/deployment-versions/{_REF}", DeploymentVersionHandler),
+    (rf"valohai/deployment-endpoints/{_REF}/build-log/events", BuildLogHandler),
+    (rf"valohai/deployment-endpoints/{_REF}/try", TryEndpointHandler),
 ]
 
 

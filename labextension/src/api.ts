@@ -1,5 +1,6 @@
 /** Typed calls of the server extension's routes, all through `requestAPI`. */
 import { results } from './answers';
+import { IDeployOptions, IDeploymentVersion, ITryAnswer } from './deploy';
 import { requestAPI } from './handler';
 import {
   ICreateExecution,
@@ -63,5 +64,30 @@ export const api = {
     }),
 
   notebookParameters: (notebookPath: string): Promise<unknown> =>
-    requestAPI('notebook-parameters', { query: { path: notebookPath } })
+    requestAPI('notebook-parameters', { query: { path: notebookPath } }),
+
+  /** The endpoints of the execution's code, the project's deployments, the targets. */
+  deployOptions: (id: string): Promise<IDeployOptions> =>
+    requestAPI<IDeployOptions>(`executions/${path(id)}/deploy-options`),
+
+  /** Create a deployment version of an output (see deploy.deployBody); its builds queue. */
+  deploy: (body: Record<string, unknown>): Promise<IDeploymentVersion> =>
+    requestAPI<IDeploymentVersion>('deployments', {
+      method: 'POST',
+      body: json(body)
+    }),
+
+  deploymentVersion: (id: string): Promise<IDeploymentVersion> =>
+    requestAPI<IDeploymentVersion>(`deployment-versions/${path(id)}`),
+
+  /** POST `payload` (JSON) to the running endpoint, through the server. */
+  tryEndpoint: (
+    id: string,
+    payload: unknown,
+    alias?: string
+  ): Promise<ITryAnswer> =>
+    requestAPI<ITryAnswer>(`deployment-endpoints/${path(id)}/try`, {
+      method: 'POST',
+      body: json({ payload, alias })
+    })
 };

@@ -23,7 +23,15 @@ export function subscribe(
   onEvent: (event: StreamEvent) => void,
   after?: string | null
 ): () => void {
-  const source = new EventSource(eventsUrl(executionId, after));
+  return subscribeUrl(eventsUrl(executionId, after), onEvent);
+}
+
+/** `subscribe` on any stream of the same events (e.g. a deployment endpoint's build log). */
+export function subscribeUrl(
+  url: string,
+  onEvent: (event: StreamEvent) => void
+): () => void {
+  const source = new EventSource(url);
   let closed = false;
   const close = (): void => {
     closed = true;

@@ -101,3 +101,16 @@ export function projectEventsUrl(
     query
   );
 }
+
+/** The URL of a deployment endpoint's build log (`log` events, then `end`). */
+export function buildLogUrl(endpointId: string): string {
+  const server = settings();
+  const query: Record<string, string | undefined> = {};
+  if (server.appendToken && server.token) {
+    query.token = server.token;
+  }
+  return apiUrl(
+    `deployment-endpoints/${encodeURIComponent(endpointId)}/build-log/events`,
+    query
+  );
+}

@@ -1,5 +1,5 @@
 /** One execution: live logs, metrics, parameters, outputs, Stop, re-run with changes. */
-import React, { useEffect, useLayoutEffect, useRef } from 'react';
+import React, { useEffect, useLayoutEffect, useRef, useState } from 'react';
 
 import {
   cellProgress,
@@ -9,6 +9,7 @@ import {
   isTerminal
 } from '../state';
 import { IDatum, IDescribeExecution } from '../types';
+import { DeployOutput } from './Deploy';
 import { StatusBadge } from './Executions';
 import { MetricChart } from './MetricChart';
 
@@ -62,6 +63,8 @@ export interface IDetailProps {
   onOutputs: () => void;
   onOpenOutput: (datum: IDatum) => void;
   onDownloadOutput: (datum: IDatum) => void;
+  /** A failure to show in the panel's banner (the deploy section's). */
+  onError: (message: string) => void;
 }
 
 export function ExecutionDetail(props: IDetailProps): JSX.Element {
@@ -73,6 +76,9 @@ export function ExecutionDetail(props: IDetailProps): JSX.Element {
     : undefined;
   const metrics = Object.values(live?.metrics ?? {});
   const parameters = Object.entries(execution.parameters ?? {});
+  const [deploying, setDeploying] = useState<IDatum | null>(null);
+  const canDeploy = execution.status === 'complete';
+  useEffect(() => setDeploying(null), [execution.id]);
 
   // outputs exist once the execution ends: load them then
   useEffect(() => {
@@ -214,18 +220,27 @@ export function ExecutionDetail(props: IDetailProps): JSX.Element {
             </button>
             <button
               className="jp-Valohai-linkButton"
-              disabled
-              title="Deployments are not available yet on this master."
+              disabled={!canDeploy}
+              title={
+                canDeploy
+                  ? 'Deploy this output as an HTTP endpoint'
+                  : 'Only the outputs of a complete execution deploy.'
+              }
+              onClick={() => setDeploying(datum)}
             >
               Deploy
             </button>
           </li>
         ))}
       </ul>
-      {props.outputs && props.outputs.length > 0 && (
-        <div className="jp-Valohai-note">
-          Deploy: deployments are not available yet on this master.
-        </div>
+      {deploying && props.outputs && (
+        <DeployOutput
+          execution={execution}
+          datum={deploying}
+          outputs={props.outputs}
+          onClose={() => setDeploying(null)}
+          onError={props.onError}
+        />
       )}
     </div>
   );

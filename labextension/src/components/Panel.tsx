@@ -211,6 +211,7 @@ export function Panel(props: {
               onOutputs={outputs.load}
               onOpenOutput={datum => void outputs.open(datum)}
               onDownloadOutput={datum => void outputs.download(datum)}
+              onError={setError}
             />
           ) : (
             <>
