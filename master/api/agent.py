@@ -133,6 +133,9 @@ class UploadHandler(AgentHandler):
     _spool: Any = None
     _received = 0
 
+    def max_body_bytes(self) -> int:
+        return self.ctx.config.max_upload_bytes
+
     async def prepare(self) -> None:
         await super().prepare()
         execution_id, attempt, name = self.path_args

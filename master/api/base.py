@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from tornado import httputil
 from tornado.iostream import StreamClosedError
 from tornado.web import HTTPError, RequestHandler
 
-from jupyter_valohai.errors import InvalidInput, NotAuthenticated, NotFound, ValohaiError
+from jupyter_valohai.errors import (
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    PayloadTooLarge,
+    ValohaiError,
+)
 
 if TYPE_CHECKING:
     from jupyter_valohai.stores import ArtifactStore
@@ -60,7 +67,28 @@ class BaseHandler(RequestHandler):
             return value.strip()
         return None
 
+    def max_body_bytes(self) -> int:
+        """The largest request body this handler takes (uploads override it)."""
+        return self.ctx.config.max_request_bytes
+
+    def check_body_size(self) -> None:
+        """Refuse a body over the handler's limit with a clear 413."""
+        length = self.request.headers.get("Content-Length")
+        size = len(self.request.body or b"") if length is None else length
+        try:
+            size = int(size)
+        except ValueError:
+            raise InvalidInput("Content-Length is not a number.") from None
+        limit = self.max_body_bytes()
+        if size > limit:
+            raise PayloadTooLarge(
+                f"The request body has {size} bytes; this route takes at most {limit}.",
+                hint="Send less per request (the master's operator sets the limits, e.g. "
+                "--MasterApp.max_request_bytes).",
+            )
+
     async def prepare(self) -> None:
+        self.check_body_size()
         if self.auth == "user":
             self.user = await self.services.users.authenticate(self.token())
         elif self.auth == "agent":
@@ -145,7 +173,7 @@ class BaseHandler(RequestHandler):
         fp = await asyncio.to_thread(artifacts.open, key)
         self.set_header("Content-Type", content_type)
         self.set_header("Content-Length", str(size))
-        quoted = filename.replace('"', "")
+        quoted = re.sub(r'["\\\x00-\x1f\x7f-\x9f]', "", filename)  # one inert header value
         self.set_header("Content-Disposition", f'attachment; filename="{quoted}"')
         try:
             while chunk := await asyncio.to_thread(fp.read, CHUNK):

@@ -66,6 +66,9 @@ class FetchHandler(BaseHandler):
 class ImportPackageHandler(BaseHandler):
     """Multipart upload of a code tarball (``data``) that becomes an ad-hoc commit."""
 
+    def max_body_bytes(self) -> int:
+        return self.ctx.config.max_package_bytes + (1 << 20)  # the tarball and its form fields
+
     async def post(self, project_id: str) -> None:
         project = await self.project_for(project_id, EDITOR)
         files = self.request.files.get("data")

@@ -289,6 +289,15 @@ ROUTES: list[Route] = [
 ]
 
 
+#: The request body every writing operation takes: a JSON object (fields in each summary).
+BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
 def openapi(routes: list[Route] = ROUTES) -> dict[str, Any]:
     """Return an OpenAPI 3 description of ``routes``."""
     paths: dict[str, Any] = {}
@@ -314,9 +323,11 @@ def openapi(routes: list[Route] = ROUTES) -> dict[str, Any]:
                 "parameters": params,
                 "security": security,
                 "responses": {
-                    "200": {"description": "OK"},
+                    "2XX": {"description": "OK"},
+                    "3XX": {"description": "A redirect (downloads from a store that signs URLs)"},
                     "4XX": {"description": "JSON error {code, message, hint}"},
                 },
+                **(BODY if method in ("post", "put", "patch") else {}),
             }
             for method, summary in route.ops.items()
         }

@@ -50,10 +50,14 @@ def parse_parts(name: str, parts: Any) -> list[tuple[int, str]]:
     return out
 
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def check_output_name(name: Any) -> str:
-    if not isinstance(name, str) or not name or name.startswith("/"):
+    if not isinstance(name, str) or not name or name.startswith("/") or CONTROL.search(name):
         raise InvalidInput(
-            f"Invalid output name {name!r}.", hint="Use a path relative to outputs/."
+            f"Invalid output name {name!r}.",
+            hint="Use a path relative to outputs/, without control characters.",
         )
     return check_key(name)
 
