@@ -373,4 +373,11 @@ def _finish(reporter: CellReporter | None) -> None:
 if __name__ == "__main__":
     _here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
-    sys.exit(main())
+    exit_code = main()
+    # Everything is written and the kernel is gone: skip the interpreter's teardown, which waits
+    # seconds here for zmq contexts and channel threads to wind down (the execution's end waits
+    # for this process to exit).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)

@@ -95,6 +95,8 @@ class Store:
                 [("project", ASCENDING), ("status", ASCENDING)]
             )
             await self.executions.create_index([("environment", ASCENDING), ("status", ASCENDING)])
+            for field in ("lease_expires", "logs_archived"):  # the reaper's sweeps
+                await self.executions.create_index([("status", ASCENDING), (field, ASCENDING)])
             await self.datums.create_index(
                 [("output_execution", ASCENDING), ("name", ASCENDING)], unique=True
             )
