@@ -28,7 +28,7 @@ from .context import ContextError, write_context
 from .models import EndpointDef
 from .rollout import Rollout
 from .service import DeploymentService
-from .targets.local import engine
+from .targets.local import LABEL_OWNER, engine
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,10 @@ class Builder:
                         await asyncio.to_thread(self._push, client, image, auth, emit)
                 finally:
                     client.close()
-            await self.service.move(endpoint_id, "building", status="starting", image=image)
+            moved = await self.service.move(endpoint_id, "building", status="starting", image=image)
+            if moved is None:  # stopped while it was building
+                await self.ctx.logs.status(endpoint_id, "Stopped before it started")
+                return
             phase = "start"
             await self.rollout.start(endpoint_id, workdir)
         except (BuildFailed, ContextError, ValohaiError) as exc:
@@ -158,7 +161,7 @@ class Builder:
             )
         finally:
             final = await self.service.get_endpoint(endpoint_id)
-            if final["status"] == "failed" or image:
+            if image or final["status"] != "running":  # a process runs from the context
                 await asyncio.to_thread(shutil.rmtree, workdir, True)
             await self.ctx.logs.archive(endpoint_id)
             await self.service.endpoints.update_one(
@@ -204,7 +207,8 @@ class Builder:
     ) -> None:
         auth = await self.registries.auth_for(definition.image)
         await asyncio.to_thread(self._ensure_base, client, definition.image, auth, emit)
-        await asyncio.to_thread(self._build, client, workdir, image, emit)
+        owner = self.ctx.config.data_dir
+        await asyncio.to_thread(self._build, client, workdir, image, emit, owner)
 
     @staticmethod
     def _ensure_base(client: Any, base: str, auth: dict[str, str] | None, emit: ThreadLog) -> None:
@@ -227,7 +231,7 @@ class Builder:
             ) from exc
 
     @staticmethod
-    def _build(client: Any, workdir: str, image: str, emit: ThreadLog) -> None:
+    def _build(client: Any, workdir: str, image: str, emit: ThreadLog, owner: str) -> None:
         import docker.errors
 
         try:
@@ -239,7 +243,7 @@ class Builder:
                 forcerm=True,
                 pull=False,
                 decode=True,
-                labels={"org.jupyter-valohai.deployment-image": "1"},
+                labels={"org.jupyter-valohai.deployment-image": "1", LABEL_OWNER: owner},
             )
             step = ""
             for chunk in stream:

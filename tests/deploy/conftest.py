@@ -197,6 +197,10 @@ def deploy_stack(
         ):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
+        for image in dockerd.images.list(filters={"label": f"{LABEL_OWNER}={owner}"}):
+            for tag in image.tags:
+                with contextlib.suppress(docker.errors.APIError):
+                    dockerd.images.remove(tag, noprune=False)
 
 
 @pytest.fixture(scope="module")
