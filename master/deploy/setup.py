@@ -35,7 +35,19 @@ class Deployments:
         return []
 
     async def stop(self, timeout: float = 10.0) -> None:
+        """Close the front, end the build loop, stop the endpoint processes this master ran
+        (containers and cluster objects outlive the master; processes have no supervisor)."""
         self.front.stop()
+        for target in self.targets.values():
+            for endpoint_id, state in list(getattr(target, "processes", {}).items()):
+                await asyncio.to_thread(target.stop, state)
+                with contextlib.suppress(Exception):
+                    await self.service.move(
+                        endpoint_id,
+                        "running",
+                        status="stopped",
+                        reason="The master that ran this endpoint as a process stopped.",
+                    )
         self.builder.stopping.set()
         if self._builder is not None:
             done, _ = await asyncio.wait([self._builder], timeout=timeout)

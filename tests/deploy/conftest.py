@@ -85,7 +85,8 @@ VERSION = os.environ.get("MODEL_TAG", "")
 def application(environ, start_response):
     if environ["REQUEST_METHOD"] != "POST":
         start_response("200 OK", [("Content-Type", "application/json")])
-        return [json.dumps({"ok": True, "tag": VERSION}).encode()]
+        secrets = [k for k in os.environ if k in ("VH_ADMIN_TOKEN", "VH_AGENT_TOKEN")]
+        return [json.dumps({"ok": True, "tag": VERSION, "secrets": secrets}).encode()]
     size = int(environ.get("CONTENT_LENGTH") or 0)
     data = json.loads(environ["wsgi.input"].read(size) or b"{}")
     predictions = [int(p) for p in MODEL.predict(data["data"])]

@@ -21,6 +21,7 @@ from typing import Any
 from .base import DeployFailed, DeploymentTarget, Emit, EndpointSpec, Health
 
 LABEL = "org.jupyter-valohai.endpoint"
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
 LABEL_OWNER = "org.jupyter-valohai.endpoint-owner"  # the data dir of the master that ran it
 
 
@@ -70,6 +71,11 @@ def limits(resources: dict[str, Any]) -> dict[str, Any]:
 class LocalTarget(DeploymentTarget):
     kind = "local"
     needs_registry = False
+
+    def __init__(self, name: str, options: dict[str, Any] | None = None) -> None:
+        super().__init__(name, options)
+        #: endpoint id -> state of the processes this master started (they end with it)
+        self.processes: dict[str, dict[str, Any]] = {}
 
     @property
     def ready_timeout(self) -> float:
@@ -148,7 +154,9 @@ class LocalTarget(DeploymentTarget):
             )
         repo = os.path.join(spec.context_dir, "repository")
         port = free_port() if spec.definition.wsgi else spec.definition.port
-        env = {**os.environ, **spec.environment, "PORT": str(port), "VH_WSGI_PORT": str(port)}
+        # The master's own environment holds its secrets: the endpoint gets a plain one.
+        plain = {k: v for k, v in os.environ.items() if k in PASSED_ENV}
+        env = {**plain, **spec.environment, "PORT": str(port), "VH_WSGI_PORT": str(port)}
         if spec.definition.wsgi:
             env["VH_WSGI"] = spec.definition.wsgi
             argv = [sys.executable, os.path.join(spec.context_dir, "vh_serve.py")]
@@ -171,6 +179,7 @@ class LocalTarget(DeploymentTarget):
             "host": "127.0.0.1",
             "port": port,
             "log": log_path,
+            "endpoint": spec.endpoint_id,
         }
         deadline = time.monotonic() + self.ready_timeout
         while not answers("127.0.0.1", port):
@@ -180,12 +189,14 @@ class LocalTarget(DeploymentTarget):
                 raise DeployFailed(f"The endpoint's server did not answer on port {port}:\n{tail}")
             time.sleep(0.2)
         emit("status", f"Endpoint ready on 127.0.0.1:{port} (process {proc.pid})")
+        self.processes[spec.endpoint_id] = state
         return state
 
     # --- the rest of the interface --------------------------------------------------------------
 
     def stop(self, state: dict[str, Any]) -> None:
         if state.get("mode") == "process":
+            self.processes.pop(str(state.get("endpoint")), None)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(int(state["pid"]), signal.SIGTERM)
             return
