@@ -57,6 +57,7 @@ def _docs(project: str, env: str, user: str, start: int, count: int) -> list[dic
                 "ended_at": None if status == "queued" else ctime + dt.timedelta(seconds=60),
                 "deleted": False,
                 "logs_archived": True,
+                "has_metadata": False,
                 "runtime_config": {},
             }
         )

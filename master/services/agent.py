@@ -269,6 +269,8 @@ class AgentService:
             sets["mask_carry"] = self.ctx.secrets.seal_carry(carry)
             entries = [{**e, "data": masker.mask_data(e["data"])} for e in entries]
             posted = [{**p, "data": masker.mask_data(p["data"])} for p in posted]
+        if entries:  # lists skip the metadata lookup of executions that never had any
+            sets["has_metadata"] = True
         doc = await self.renew(env, execution_id, attempt, sets)
         await self.ctx.logs.append(execution_id, with_metadata(clean, posted))
         if entries:

@@ -102,7 +102,9 @@ class Describer:
         out["cells"], out["current_cell"] = describe_cells(doc)
         if doc["status"] == QUEUED:  # why it has not started (docs/worker-groups.md)
             out["waiting_reason"] = await waiting_reason(self.ctx, env, doc)
-        if "metadata" not in exclude:
+        if "metadata" not in exclude and not doc.get("has_metadata", True):
+            out["metadata"] = {}  # none was ever sent: no lookup (a list is not N+1 queries)
+        elif "metadata" not in exclude:
             merged: dict[str, Any] = {}
             for entry in await self.metadata_entries(doc["_id"]):
                 if isinstance(entry["data"], dict):

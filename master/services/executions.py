@@ -139,6 +139,7 @@ class ExecutionService:
             "ended_at": None,
             "deleted": False,
             "logs_archived": False,
+            "has_metadata": False,  # set by the first metadata entry (see Describer)
             "runtime_config": body.get("runtime_config") or {},
             "history": [history_entry(QUEUED, 0)],
             # The two status events below, counted before they are written: if the master dies
