@@ -15,7 +15,7 @@ from httpx_sse import ServerSentEvent, aconnect_sse, connect_sse
 
 from ..connection import Connection, resolve_connection
 from ..errors import ValohaiError
-from . import calls, deploy
+from . import calls, deploy, workers
 from .calls import Call, Event, Op
 
 #: Reconnections of an event stream in a row (without a new event) before giving up.
@@ -149,6 +149,16 @@ class _Api:
     def deployment_endpoint(self, endpoint_id: str) -> Any:
         """An endpoint: status, failure, URLs, health."""
         return self._run(deploy.deployment_endpoint(endpoint_id))
+
+    # --- workers (:mod:`.workers`) -------------------------------------------------------------
+
+    def workers(self, environment: str | None = None) -> Any:
+        """The live workers (of one environment), with state and current execution id."""
+        return self._run(workers.workers(environment))
+
+    def environment_workers(self, environment: str) -> Any:
+        """An environment's workers, each busy one's execution summarized."""
+        return self._run(workers.workers_with_executions(environment))
 
 
 def _dest_file(datum: dict[str, Any] | str, dest_path: str) -> str:

@@ -11,6 +11,7 @@ Routes (JSON unless said; errors are ``{"code", "message", "hint"}`` with a 4xx/
   default_project, environment, image, user: {username} | null, error?}`` (never the token);
 - ``GET projects`` -> ``{results: [project]}``; ``POST projects {name}`` -> 201 project;
 - ``GET environments`` -> ``{results: [environment]}``;
+- ``GET environments/{id}/workers`` -> ``{results: [worker]}``: state, current execution;
 - ``GET executions?project=&status=&limit=`` -> ``{results: [execution]}`` (newest first);
 - ``POST executions`` with RunRequest fields (``path`` and ``cwd`` relative to Jupyter's root
   dir, ``code``, ``parameters``, ``inputs``, ``environment``, ``image``, ``title``, ``project``,
@@ -48,6 +49,7 @@ from .events import EventsHandler, ProjectEventsHandler
 from .handlers import (
     ConnectionHandler,
     EnvironmentsHandler,
+    EnvironmentWorkersHandler,
     ExecutionHandler,
     ExecutionsHandler,
     NotebookParametersHandler,
@@ -65,6 +67,7 @@ ROUTES = [
     (r"valohai/connection", ConnectionHandler),
     (r"valohai/projects", ProjectsHandler),
     (r"valohai/environments", EnvironmentsHandler),
+    (rf"valohai/environments/{_REF}/workers", EnvironmentWorkersHandler),
     (r"valohai/executions", ExecutionsHandler),
     (rf"valohai/executions/{_REF}", ExecutionHandler),
     (rf"valohai/executions/{_REF}/stop", StopHandler),

@@ -158,6 +158,16 @@ class EnvironmentsHandler(ValohaiHandler):
         self.write_json({"results": await self.client().environments()})
 
 
+class EnvironmentWorkersHandler(ValohaiHandler):
+    """``GET valohai/environments/{id}/workers``: the group's workers with state and current
+    execution (``current_execution``: ``{id, counter, title, status, project}`` or null)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, ref: str) -> None:
+        self.write_json({"results": await self.client().environment_workers(ref)})
+
+
 class ExecutionsHandler(ValohaiHandler):
     """List executions; create one from a notebook, script, step or code (RunRequest fields)."""
 

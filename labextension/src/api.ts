@@ -2,6 +2,7 @@
 import { results } from './answers';
 import { IDeployOptions, IDeploymentVersion, ITryAnswer } from './deploy';
 import { requestAPI } from './handler';
+import { IWorker } from './workers';
 import {
   ICreateExecution,
   ICreateProject,
@@ -30,6 +31,10 @@ export const api = {
 
   environments: async (): Promise<IDescribeEnvironment[]> =>
     results(await requestAPI('environments')),
+
+  /** The group's workers with state and current execution. */
+  environmentWorkers: async (id: string): Promise<IWorker[]> =>
+    results(await requestAPI(`environments/${path(id)}/workers`)),
 
   executions: async (
     project: string,

@@ -148,6 +148,23 @@ def test_stop_a_long_execution_from_the_panel(page: Any, lab: Lab, master: Stack
     expect(detail).to_have_attribute("data-status", "started", timeout=RUN_MS)
     page.shots("running")
 
+    # The environment's workers: the agent, busy with this execution (issue 6).
+    (execution,) = executions(master)
+    workers = panel.locator(".jp-Valohai-workers")
+    workers.locator("summary").click()
+    agent = workers.locator('[data-worker="agent-0"]')
+    for _ in range(60):  # its heartbeat says it is busy; read again until then
+        if agent.get_attribute("data-state", timeout=UI_MS) == "busy":
+            break
+        workers.get_by_role("button", name="Refresh workers").click()
+        page.wait_for_timeout(500)
+    expect(agent).to_have_attribute("data-state", "busy")
+    expect(
+        agent.get_by_role("button", name=f"#{execution['counter']} sleepy (started)")
+    ).to_be_visible()
+    expect(workers.locator("summary")).to_contain_text("1 worker: 1 busy")
+    page.shots("workers")
+
     detail.get_by_role("button", name="Stop").click()
     expect(detail).to_have_attribute("data-status", "stopped", timeout=RUN_MS)
     expect(detail.get_by_role("button", name="Stop")).to_be_disabled()

@@ -21,6 +21,7 @@ import {
 import { useConnection } from './useConnection';
 import { useExecutionList } from './useExecutionList';
 import { NO_ERRORS, useNotebookForm } from './useNotebookForm';
+import { WorkerList } from './Workers';
 
 /** Notices (not errors) go away by themselves after this long. */
 const NOTICE_MS = 8000;
@@ -197,6 +198,12 @@ export function Panel(props: {
             defaultImage={conn.defaultImage}
             onSelect={conn.setEnvironmentId}
             onImage={conn.setImage}
+          />
+          <WorkerList
+            environmentId={environmentId}
+            projectId={projectId}
+            onShow={setSelected}
+            canShow={id => list.executions.some(item => item.id === id)}
           />
           {execution ? (
             <ExecutionDetail
