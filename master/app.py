@@ -198,9 +198,11 @@ class MasterApp(Application):
         asyncio.run(self._serve())
 
     async def _serve(self) -> None:
+        from .logs import install_inert_logs
         from .server import create_master
 
         os.makedirs(self.data_dir, exist_ok=True)
+        install_inert_logs(self.log)
         master = await create_master(self.master_config())
         await master.start()
         master.listen(self.port, self.ip)

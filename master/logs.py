@@ -38,6 +38,28 @@ def neutralize(text: str) -> str:
     return CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
 
 
+class InertArgs(logging.Filter):
+    """Escapes control characters in a log record's arguments (values from requests, agents and
+    users), so they cannot forge log lines or send terminal escapes; the format stays ours."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(neutralize(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {
+                k: neutralize(v) if isinstance(v, str) else v for k, v in record.args.items()
+            }
+        return True
+
+
+def install_inert_logs(*loggers: logging.Logger) -> None:
+    """Put :class:`InertArgs` on every handler the master's records can reach."""
+    handlers = [h for lg in (logging.getLogger(), *loggers) for h in lg.handlers]
+    for handler in [*handlers, logging.lastResort]:
+        if handler is not None and not any(isinstance(f, InertArgs) for f in handler.filters):
+            handler.addFilter(InertArgs())
+
+
 class Masking(Protocol):
     def mask(self, text: str) -> str: ...
 
@@ -194,6 +216,15 @@ class LogService:
         if existing:
             seen = {e["id"] for e in existing}
             events = existing + [e for e in events if e["id"] not in seen]
+        elif self.count_events is not None:
+            written = await self.count_events(execution_id, 0)
+            if written > len(events):  # Redis lost events (restarted) since the last append
+                gap = (
+                    f"{written - len(events)} log events of this execution were lost (the live "
+                    "log store restarted); the log has a gap here"
+                )
+                at = events[0]["id"] if events else "0-0"
+                events = [{"id": at, "stream": "status", "message": gap, "time": ""}, *events]
         events = await self._masked(execution_id, events)  # the archive is masked too
 
         def write() -> None:

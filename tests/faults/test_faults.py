@@ -54,6 +54,7 @@ class Submitter:
         self.faults, self.project, self.commit = faults, project, commit
         self.acked: list[str] = []
         self.refused: collections.Counter[str] = collections.Counter()
+        self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -74,6 +75,8 @@ class Submitter:
             self.acked.append(resp.json()["id"])
         else:
             self.refused[str(resp.status_code)] += 1
+            if resp.status_code >= 500:
+                self.errors.append(resp.text[:300])
 
     def start(self, interval: float = 0.15) -> None:
         def run() -> None:
@@ -209,6 +212,9 @@ def test_faults(faults: Faults, mongo_url: str, mongo_db_name: str) -> None:
         f"outputs of stale attempts: {report['stale_outputs']}, "
         f"executions with a log gap: {report['gaps']}, silent log losses: {report['silent']}"
     )
+    if submitter.errors:
+        print("5xx answers to submissions:", submitter.errors[:3])
+        print(faults.stack.logs()[-6000:])
     assert faults.master_restarts >= 3 and faults.redis_restarts >= 3
     assert report["lost"] == 0
     assert report["double_terminal"] == 0
@@ -245,6 +251,7 @@ def check_invariants(
             gaps += 1
         elif "Execution created" not in text:
             silent += 1  # its first events are gone and nothing says so
+            print("silent log loss:", doc["_id"], doc.get("history"), text[:500])
     return {
         "lost": lost,
         "statuses": dict(statuses),

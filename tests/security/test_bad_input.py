@@ -252,3 +252,15 @@ async def test_a_secret_printed_in_a_refused_upload_name_is_not_echoed(
         json={"attempt": spec["attempt"], "files": [{"name": "a\r\nSet-Cookie: x=1", "size": 1}]},
     )
     assert resp.status_code == 400 and "Set-Cookie" not in resp.headers
+
+
+def test_log_records_of_the_master_are_inert(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from master.logs import InertArgs
+
+    record = logging.LogRecord(
+        "master.api", logging.WARNING, __file__, 1, "bad name %s", ("x\r\nFORGED\x1b[31m",), None
+    )
+    assert InertArgs().filter(record)
+    assert record.getMessage() == "bad name x\\x0d\\x0aFORGED\\x1b[31m"
