@@ -165,34 +165,3 @@ class AgentReleases:
             return bootstrap_template()
         with self.ctx.artifacts.open(key) as f:
             return str(f.read().decode())
-
-
-def user_data(master_url: str, slug: str, token: str) -> str:
-    """A machine's first-boot script: fetch the group's bootstrap script and run it.
-
-    It holds the group's token: whoever may read the machine's user data may act as a worker of
-    that group (and nothing more).
-    """
-    return USER_DATA.format(
-        master=shlex.quote(master_url.rstrip("/")),
-        slug=shlex.quote(slug),
-        token=shlex.quote(token),
-    )
-
-
-USER_DATA = """#!/bin/sh
-# jupyter-valohai worker: install the agent from the master and start it.
-set -eu
-export VH_AGENT_TOKEN={token}
-export VH_MASTER_URL="${{VH_MASTER_URL:-{master}}}"
-BOOT=$(mktemp)
-python3 - "$VH_MASTER_URL/api/agent/bootstrap.sh?group="{slug} "$BOOT" <<'PY'
-import os, sys, urllib.request
-req = urllib.request.Request(
-    sys.argv[1], headers={{"Authorization": "Token " + os.environ["VH_AGENT_TOKEN"]}}
-)
-with urllib.request.urlopen(req, timeout=60) as r, open(sys.argv[2], "wb") as f:
-    f.write(r.read())
-PY
-exec sh "$BOOT"
-"""

@@ -32,12 +32,16 @@ async def queue_position(ctx: Context, env_id: str, execution_id: str) -> int | 
     return None if rank is None else int(rank) + 1
 
 
-async def waiting_reason(ctx: Context, env: Doc, execution: Doc) -> str:
-    """The reason ``execution`` (queued in ``env``) has not started yet."""
+async def waiting_reason(
+    ctx: Context, env: Doc, execution: Doc, workers: list[Doc] | None = None
+) -> str:
+    """The reason ``execution`` (queued in ``env``) has not started yet (``workers``: the
+    group's live workers, when the caller has them already)."""
     group = f"'{env.get('slug') or env['_id']}'"
     provider = env.get("provider") or ""
     managed = bool(provider) and provider != "static"
-    workers = await WorkerRegistry(ctx).list(env["_id"])
+    if workers is None:
+        workers = await WorkerRegistry(ctx).list(env["_id"])
     accepting = [w for w in workers if not w.get("drain")]
     position = await queue_position(ctx, env["_id"], execution["_id"])
     where = f" It is number {position} in the queue." if position else ""

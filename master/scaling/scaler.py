@@ -144,7 +144,7 @@ class Scaler:
         demand = max(queued + running - on_draining, 0)
         target = max(spec.min_size, min(spec.max_size, demand))
 
-        await self._protect(provider, spec, live, by_instance)
+        await self._protect(env, provider, spec, live, by_instance)
         # Instances whose worker was drained on an earlier pass and runs nothing: stop them.
         for inst in draining:
             worker = by_instance[inst.id]
@@ -220,6 +220,7 @@ class Scaler:
 
     async def _protect(
         self,
+        env: Doc,
         provider: WorkerGroupProvider,
         spec: GroupSpec,
         live: list[Instance],
@@ -232,6 +233,11 @@ class Scaler:
             want = bool(worker and worker.get("execution"))
             if want != inst.protected:
                 await provider.set_protected(spec, inst.id, want)
+                if want:
+                    text = f"Protected busy instance {inst.id} from scale-in."
+                else:
+                    text = f"Instance {inst.id} is idle: no longer protected from scale-in."
+                await self.record(env, "protect" if want else "unprotect", text, instance=inst.id)
 
     async def _report_only(
         self, env: Doc, workers: list[Doc], queued: int, running: int

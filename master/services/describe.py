@@ -8,6 +8,7 @@ from jupyter_valohai.models import INCOMPLETE_STATUSES, QUEUED, isoformat, utcno
 
 from ..context import Context
 from ..scaling.reasons import waiting_reason
+from ..scaling.workers import WorkerRegistry
 from ..store import Doc, as_dt
 from .common import seconds_between
 from .progress import describe_cells
@@ -20,6 +21,7 @@ class Describer:
         self.ctx = ctx
         self.base = base
         self._cache: dict[tuple[str, str], Doc] = {}
+        self._workers: dict[str, list[Doc]] = {}  # environment id -> its live workers
 
     async def _lookup(self, collection: str, doc_id: str) -> Doc:
         key = (collection, doc_id)
@@ -101,7 +103,11 @@ class Describer:
         }
         out["cells"], out["current_cell"] = describe_cells(doc)
         if doc["status"] == QUEUED:  # why it has not started (docs/worker-groups.md)
-            out["waiting_reason"] = await waiting_reason(self.ctx, env, doc)
+            if env["_id"] not in self._workers:
+                self._workers[env["_id"]] = await WorkerRegistry(self.ctx).list(env["_id"])
+            out["waiting_reason"] = await waiting_reason(
+                self.ctx, env, doc, self._workers[env["_id"]]
+            )
         if "metadata" not in exclude and not doc.get("has_metadata", True):
             out["metadata"] = {}  # none was ever sent: no lookup (a list is not N+1 queries)
         elif "metadata" not in exclude:

@@ -21,6 +21,7 @@ from jupyter_valohai.models import QUEUED, STARTED, STOPPING, hash_token, new_to
 
 from ..context import Context
 from ..scaling.groups import check_sizes, check_slug, parse_group, public_settings
+from ..scaling.workers import WorkerRegistry
 from ..store import Doc, new_id
 from .git import Credentials, SecretBox
 
@@ -106,6 +107,18 @@ class EnvironmentService:
             item = self.describe(env, admin)
             item["queue_depth"] = await self.ctx.queues.length(env["_id"])
             item["workers"] = await self.ctx.queues.workers(env["_id"])
+            # the registry's view, for the Jupyter panel (executions: administrators only)
+            item["worker_states"] = [
+                {
+                    "id": w["id"],
+                    "name": w["name"],
+                    "state": w["state"],
+                    **({"execution": w["execution"]} if admin else {}),
+                }
+                for w in map(
+                    WorkerRegistry.describe, await WorkerRegistry(self.ctx).list(env["_id"])
+                )
+            ]
             if include_counts:
                 item["unfinished_job_count"] = await self.ctx.store.count(
                     self.ctx.store.executions,

@@ -35,6 +35,14 @@ VALOHAI_YAML = """\
 """
 
 
+@pytest.fixture(scope="session")
+def agent_wheel(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A directory holding this package's wheel (built once per source state, cached)."""
+    from .wheel import agent_wheel_dir
+
+    return str(agent_wheel_dir(tmp_path_factory.mktemp("agent-wheel")))
+
+
 @pytest.fixture
 def stack(tmp_path, mongo_url: str, mongo_db_name: str, redis_url: str) -> Iterator[Stack]:
     s = Stack(
@@ -63,9 +71,9 @@ def environment(stack: Stack, ref: str) -> dict[str, Any]:
     return resp.json()  # type: ignore[no-any-return]
 
 
-def commit(stack: Stack, project_name: str = "demo") -> tuple[str, str]:
+def commit(stack: Stack, project_name: str = "demo", yaml: str = VALOHAI_YAML) -> tuple[str, str]:
     project = stack.create_project(project_name)
-    identifier = stack.import_package(project["id"], {"valohai.yaml": VALOHAI_YAML})["identifier"]
+    identifier = stack.import_package(project["id"], {"valohai.yaml": yaml})["identifier"]
     return project["id"], identifier
 
 
