@@ -233,7 +233,7 @@ class LocalTarget(DeploymentTarget):
                 os.kill(int(state["pid"]), 0)
             except ProcessLookupError:
                 return Health("stopped", "The process is gone.")
-        if port and answers("127.0.0.1", int(port)):
+        if port and answers("127.0.0.1", int(port), timeout=10.0):
             return Health("ready", f"Answering on 127.0.0.1:{port}.")
         return Health("failed", f"Not answering on 127.0.0.1:{port}.")
 
