@@ -12,6 +12,7 @@ nothing more is uploaded or reported. Outputs are registered before the final st
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 import uuid
 from typing import Any
@@ -49,6 +50,9 @@ class AgentLoop(LoggingConfigurable):
     keep_work_dirs = Bool(False, help="Keep each execution's directory after it ends.")
     input_fetcher = Instance(InputFetcher, allow_none=True, help="Input cache and SSRF guard.")
     max_backoff = Float(5.0, help="Longest pause between claims while the master is down.")
+    status_retry_seconds = Float(
+        60.0, help="How long the final status is retried while the master cannot be reached."
+    )
     instance_id = Unicode(help="The provider's id of this machine (or process, or pod).")
     gpus = Int(0, help="GPUs this worker has (reported to the master).")
     self_upgrade = Bool(False, help="Install the master's newer agent release between executions.")
@@ -92,7 +96,11 @@ class AgentLoop(LoggingConfigurable):
             delay = 0.5
             if spec is None:
                 continue
-            self.run_execution(spec)
+            try:
+                self.run_execution(spec)
+            except Exception:  # the agent outlives any one execution: its lease lapses and the
+                # master queues it again (at-least-once), while this agent claims the next one
+                self.log.exception("Execution %s ended in an agent error", spec.get("id"))
             if once:
                 break
         return 0
@@ -215,7 +223,15 @@ class AgentLoop(LoggingConfigurable):
                 result = Result(ERROR, result.exit_code, f"Could not upload outputs: {exc}")
         if stale.is_set():
             raise StaleAttempt("abandoned while uploading outputs")
-        self.client.status(job.id, attempt, result.status, result.exit_code, result.message)
+        give_up = time.monotonic() + self.status_retry_seconds
+        while True:  # a master restarting must not cost the result of a finished run
+            try:
+                self.client.status(job.id, attempt, result.status, result.exit_code, result.message)
+                break
+            except MasterUnreachable:
+                if time.monotonic() > give_up or stale.is_set():
+                    raise
+                self.shutdown.wait(1.0)
         self.log.info(
             "Execution %s attempt %d: %s %s", job.id, attempt, result.status, result.message
         )

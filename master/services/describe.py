@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from jupyter_valohai.models import INCOMPLETE_STATUSES, QUEUED, isoformat, utcnow
 
 from ..context import Context
@@ -103,11 +105,14 @@ class Describer:
         }
         out["cells"], out["current_cell"] = describe_cells(doc)
         if doc["status"] == QUEUED:  # why it has not started (docs/worker-groups.md)
-            if env["_id"] not in self._workers:
-                self._workers[env["_id"]] = await WorkerRegistry(self.ctx).list(env["_id"])
-            out["waiting_reason"] = await waiting_reason(
-                self.ctx, env, doc, self._workers[env["_id"]]
-            )
+            try:
+                if env["_id"] not in self._workers:
+                    self._workers[env["_id"]] = await WorkerRegistry(self.ctx).list(env["_id"])
+                out["waiting_reason"] = await waiting_reason(
+                    self.ctx, env, doc, self._workers[env["_id"]]
+                )
+            except RedisError:  # derived state away (Redis restarting): the answer stands
+                out["waiting_reason"] = "The queue is being rebuilt; it will start shortly."
         if "metadata" not in exclude and not doc.get("has_metadata", True):
             out["metadata"] = {}  # none was ever sent: no lookup (a list is not N+1 queries)
         elif "metadata" not in exclude:
