@@ -3,21 +3,17 @@ plus build logs, endpoint logs and health."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
-
-from tornado.iostream import StreamClosedError
 
 from jupyter_valohai.errors import InvalidInput
 
 from ..deploy.describe import Describer
 from ..deploy.setup import Deployments
-from ..logs import event_topic
 from ..services.common import as_bool, page
 from ..services.members import EDITOR, VIEWER
 from ..store import Doc
 from .base import BaseHandler
-from .executions import KEEPALIVE_SECONDS, public_event, sse_message
+from .sse import follow_log, public_event
 
 BUILD_ENDS = ("running", "failed", "stopped")
 
@@ -178,32 +174,14 @@ class BuildLogStreamHandler(DeployBase):
     async def get(self, endpoint_id: str) -> None:
         doc = await self.endpoint(endpoint_id)
         key = doc["_id"]
-        last = self.request.headers.get("Last-Event-ID") or self.arg("after") or None
-        topic = event_topic(key)
-        self.set_header("Content-Type", "text/event-stream")
-        self.set_header("Cache-Control", "no-cache")
-        notifier = self.ctx.notifier
-        try:
-            while True:
-                fut = notifier.waiter(topic)
-                doc = await self.deploy.service.get_endpoint(key)
-                done = doc["status"] in BUILD_ENDS and doc.get("logs_archived")
-                for event in await self.ctx.logs.read(
-                    key, bool(doc.get("logs_archived")), after=last
-                ):
-                    self.write(sse_message(event))
-                    last = event["id"]
-                if done:
-                    notifier.discard(topic, fut)
-                    self.write(f"event: end\ndata: {json.dumps({'status': doc['status']})}\n\n")
-                    await self.flush()
-                    break
-                await self.flush()
-                if not await notifier.wait(topic, fut, KEEPALIVE_SECONDS):
-                    self.write(": keepalive\n\n")
-        except StreamClosedError:
-            return
-        self.finish()
+        await follow_log(
+            self,
+            self.ctx,
+            key,
+            doc,
+            reload=lambda: self.deploy.service.get_endpoint(key),
+            ended=lambda d: d["status"] in BUILD_ENDS,
+        )
 
 
 class TargetsHandler(DeployBase):

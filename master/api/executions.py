@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
-from tornado.iostream import StreamClosedError
-
 from jupyter_valohai.errors import InvalidInput
 from jupyter_valohai.models import TERMINAL_STATUSES
 
-from ..logs import event_topic
 from ..services.common import page, page_params
 from ..services.describe import Describer
 from ..services.members import EDITOR
-from ..services.progress import JSON_STREAMS, parse_streams, parsed
+from ..services.progress import parse_streams
 from .base import BaseHandler
+from .sse import follow_log, public_event
 
 DEFAULT_EVENT_LIMIT = 100
-KEEPALIVE_SECONDS = 15.0
-
-
-def public_event(event: dict) -> dict:
-    return {"stream": event["stream"], "message": event["message"], "time": event["time"]}
-
-
-def sse_message(event: dict) -> str:
-    """One server-sent event: ``log`` for log lines, else the stream's name with parsed data."""
-    data = public_event(event)
-    kind = "log"
-    if event["stream"] in JSON_STREAMS:
-        kind = event["stream"]
-        data["data"] = parsed(event)
-    return f"id: {event['id']}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
 
 
 class ExecutionsHandler(BaseHandler):
@@ -105,40 +86,14 @@ class EventStreamHandler(BaseHandler):
     async def get(self, ref: str) -> None:
         doc = await self.execution_for(ref)
         execution_id = doc["_id"]
-        last = self.request.headers.get("Last-Event-ID") or self.arg("after") or None
-        topic = event_topic(execution_id)
-        self.set_header("Content-Type", "text/event-stream")
-        self.set_header("Cache-Control", "no-cache")
-        self.set_header("X-Accel-Buffering", "no")
-        notifier = self.ctx.notifier
-        fresh = True  # doc was just read
-        try:
-            while True:
-                fut = notifier.waiter(topic)
-                if not fresh:
-                    doc = await self.services.executions.get(execution_id)
-                done = doc["status"] in TERMINAL_STATUSES and doc.get("logs_archived")
-                events = await self.ctx.logs.read(
-                    execution_id, bool(doc.get("logs_archived")), after=last
-                )
-                for event in events:
-                    self.write(sse_message(event))
-                    last = event["id"]
-                # The execution is read again only when its status may have changed: a status
-                # event came, or nothing did (the logs were archived, or a keepalive is due).
-                # Log lines alone never touch MongoDB, however many viewers follow them.
-                fresh = bool(events) and all(e["stream"] != "status" for e in events)
-                if done:
-                    notifier.discard(topic, fut)
-                    self.write(f"event: end\ndata: {json.dumps({'status': doc['status']})}\n\n")
-                    await self.flush()
-                    break
-                await self.flush()
-                if not await notifier.wait(topic, fut, KEEPALIVE_SECONDS):
-                    self.write(": keepalive\n\n")
-        except StreamClosedError:
-            return
-        self.finish()
+        await follow_log(
+            self,
+            self.ctx,
+            execution_id,
+            doc,
+            reload=lambda: self.services.executions.get(execution_id),
+            ended=lambda d: d["status"] in TERMINAL_STATUSES,
+        )
 
 
 class MetadataHandler(BaseHandler):

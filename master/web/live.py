@@ -15,8 +15,9 @@ from tornado.iostream import StreamClosedError
 from jupyter_valohai.errors import NotAuthenticated, ValohaiError
 
 from ..api.deployments import BuildLogStreamHandler
-from ..api.executions import KEEPALIVE_SECONDS, EventStreamHandler
+from ..api.executions import EventStreamHandler
 from ..api.feed import ProjectExecutionStreamHandler
+from ..api.sse import KEEPALIVE_SECONDS
 from ..feed import feed_topic
 from .base import SessionAPIMixin, SessionMixin
 
