@@ -7,30 +7,18 @@ the wheel build does too). Screenshots go to test-artifacts/browser/.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.chromium import Shots, launch
 from tests.e2e.stack import Stack
 
 from .lab import LABEXTENSION, REPO, Lab
 
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-CHROMIUM = os.environ.get("VH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -55,35 +43,8 @@ def lab(tmp_path: Path, master: Stack) -> Iterator[Lab]:
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Debian's Chromium, driven by Playwright."""
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        pytest.fail(f"No Chromium at {CHROMIUM}: apt-get install -y chromium (or set VH_CHROMIUM).")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("No Playwright: pip install playwright (and never `playwright install`).")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-class Shots:
-    """Numbered screenshots of one test, saved as test artifacts."""
-
-    def __init__(self, page: Any, name: str) -> None:
-        self.page = page
-        self.dir = ARTIFACTS / name
-        shutil.rmtree(self.dir, ignore_errors=True)
-        self.dir.mkdir(parents=True)
-        self.count = 0
-
-    def __call__(self, label: str) -> Path:
-        self.count += 1
-        path = self.dir / f"{self.count:02d}-{label}.png"
-        self.page.screenshot(path=str(path))
-        return path
+    with launch() as chromium:
+        yield chromium
 
 
 @pytest.fixture
@@ -93,7 +54,7 @@ def page(browser: Any, lab: Lab, request: pytest.FixtureRequest) -> Iterator[Any
     pg = context.new_page()
     pg.console_errors = []  # type: ignore[attr-defined]
     pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
-    pg.shots = Shots(pg, request.node.name)  # type: ignore[attr-defined]
+    pg.shots = Shots(pg, ARTIFACTS, request.node.name)  # type: ignore[attr-defined]
     try:
         yield pg
     finally:

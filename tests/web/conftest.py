@@ -7,9 +7,7 @@ it). Screenshots go to test-artifacts/web/.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,22 +17,12 @@ import pytest
 import requests
 
 from jupyter_valohai.models import new_token
+from tests.chromium import Shots, launch
 from tests.e2e.stack import Stack
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "web"
 BUNDLE = REPO / "master" / "web" / "static" / "build" / "app.js"
-CHROMIUM = os.environ.get("VH_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PREFIX = "/team/valohai/"
 ADMIN_PASSWORD = "correct horse battery"
 
@@ -118,39 +106,8 @@ def login_session(stack: PrefixedStack, username: str = "admin", password: str =
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Debian's Chromium, driven by Playwright."""
-    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        pytest.fail(f"No Chromium at {CHROMIUM}: apt-get install -y chromium (or set VH_CHROMIUM).")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("No Playwright: pip install playwright (and never `playwright install`).")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-class Shots:
-    """Numbered screenshots of one test, saved as test artifacts."""
-
-    def __init__(self, page: Any, name: str) -> None:
-        self.page = page
-        self.dir = ARTIFACTS / re.sub(r"[^\w.-]+", "_", name)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        self.dir.mkdir(parents=True)
-        self.count = 0
-
-    def __call__(self, label: str, selector: str | None = None) -> Path:
-        """The viewport (scrolled to ``selector`` first, if given). Not full-page: Chromium
-        leaves out-of-process frames (the sandboxed notebook) blank in full-page shots."""
-        self.count += 1
-        path = self.dir / f"{self.count:02d}-{label}.png"
-        if selector:
-            self.page.locator(selector).first.scroll_into_view_if_needed()
-        self.page.screenshot(path=str(path))
-        return path
+    with launch() as chromium:
+        yield chromium
 
 
 @pytest.fixture
@@ -171,7 +128,7 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
         "response",
         lambda r: r.status >= 400 and pg.console_errors.append(f"{r.status} {r.url}"),
     )
-    pg.shots = Shots(pg, request.node.name)  # type: ignore[attr-defined]
+    pg.shots = Shots(pg, ARTIFACTS, request.node.name)  # type: ignore[attr-defined]
     try:
         yield pg
     finally:
