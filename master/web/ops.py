@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from ..deploy.describe import Describer
+from ..scaling.scaler import list_decisions
 from ..services.members import OWNER, ROLES, VIEWER
 from .accounts import Accounts
 from .base import WebHandler
+
+DECISIONS_SHOWN = 10  # the newest scaling decisions per group on the environments page
 
 
 class EnvironmentsHandler(WebHandler):
@@ -13,7 +16,11 @@ class EnvironmentsHandler(WebHandler):
 
     async def get(self) -> None:
         environments = await self.services.environments.list(include_counts=True)
-        self.render("environments.html", environments=environments)
+        decisions = {
+            env["id"]: await list_decisions(self.ctx, env["id"], DECISIONS_SHOWN)
+            for env in environments
+        }
+        self.render("environments.html", environments=environments, decisions=decisions)
 
 
 class DeploymentsHandler(WebHandler):

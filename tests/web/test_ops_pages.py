@@ -39,6 +39,23 @@ def test_environments_and_deployments(stack: PrefixedStack) -> None:
     assert "api-1" in page and "served" in page and "No versions yet." in page
 
 
+def test_environments_page_shows_scaling_decisions(stack: PrefixedStack) -> None:
+    # A group with a minimum of one worker: the scaler's first pass scales it up and says why.
+    body = {"slug": "pool", "name": "Pool", "provider": "local", "min_size": 1, "max_size": 1}
+    resp = stack.api("POST", "/api/v0/environments/", json=body)
+    assert resp.status_code == 201, resp.text
+    session = login_session(stack)
+    deadline = time.monotonic() + 60
+    while True:
+        page = session.get(stack.pages + "environments", timeout=30).text
+        if "decisions" in page or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert "<h3>Pool</h3>" in page, page
+    table = page.split('class="grid decisions"', 1)[1].split("</table>", 1)[0]
+    assert "scale_up" in table and "Scaling up from 0 to 1" in table, table
+
+
 #: The build itself is not what this tests (tests/deploy does): only the page and its stream.
 ENDPOINT_YAML = """\
 - endpoint:
