@@ -15,7 +15,6 @@ Whatever is left of the process group when the run ends is killed.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import posixpath
 import signal
@@ -26,6 +25,8 @@ import time
 
 from traitlets import Bool, Int
 
+from jupyter_valohai.processes import die_with_parent
+
 from .. import nbrun
 from ..io import scrubbed_env
 from ..kernelpool import KernelPool
@@ -33,14 +34,6 @@ from ..logs import split_lines
 from .base import TIME_LIMIT, Job, Runtime
 
 POLL = 0.05
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    # Best effort (Linux): if the agent is SIGKILLed, its direct child gets SIGKILL too, rather
-    # than running on unwatched. The rest of the group is cleaned up by the master's re-queue.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -87,7 +80,7 @@ class LocalRuntime(Runtime):
             self._pool = KernelPool(
                 self._with_path(scrubbed_env()),
                 size=self.warm_notebook_runners,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             ).start()
 
     def close(self) -> None:
@@ -165,7 +158,7 @@ class LocalRuntime(Runtime):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         readers = [
             threading.Thread(target=self._pump, args=(job, name, pipe), daemon=True)

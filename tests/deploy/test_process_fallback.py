@@ -81,7 +81,8 @@ def test_no_engine_runs_the_endpoint_as_a_process(engineless: Stack) -> None:
     assert gone["status"] == "stopped"
     assert requests.post(endpoint["endpoint_url"], json={"data": SAMPLES}).status_code == 404
 
-    # Endpoint processes have no supervisor: they end with the master that ran them.
+    # Endpoint processes have no supervisor: they end with the master that ran them, even when
+    # it is SIGKILLed (nothing of the master runs then: the kernel's parent-death signal does it).
     again = stack.api(
         "POST",
         "/api/v0/deployment-versions/",
@@ -97,8 +98,10 @@ def test_no_engine_runs_the_endpoint_as_a_process(engineless: Stack) -> None:
     health = stack.api("GET", f"/api/v0/deployment-endpoints/{endpoint_id}/").json()["health"]
     port = int(health["detail"].rsplit(":", 1)[1].rstrip("."))
     assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).ok
-    stack.stop()
-    for _ in range(100):  # SIGTERM was sent before the master exited; wait for the exit
+    assert stack.master is not None
+    stack.master.kill()
+    stack.master.wait(10)
+    for _ in range(100):  # SIGKILL was sent when the master died; wait for the exit
         try:
             requests.get(f"http://127.0.0.1:{port}/", timeout=10)
         except requests.ConnectionError:

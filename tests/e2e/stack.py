@@ -76,7 +76,12 @@ class Stack:
             self.master = subprocess.Popen(
                 argv, env=self._env(), stdout=logf, stderr=subprocess.STDOUT
             )
-        wait_for_port("127.0.0.1", self.port, 30, self.master)
+        try:
+            wait_for_port("127.0.0.1", self.port, 30, self.master)
+        except BaseException:  # a master that never answered is not left running
+            self.master.kill()
+            self.master.wait(5)
+            raise
 
     def start_agent(self, name: str | None = None, *extra: str) -> subprocess.Popen:
         name = name or f"agent-{len(self.agents)}"

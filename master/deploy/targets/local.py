@@ -18,6 +18,8 @@ import sys
 import time
 from typing import Any
 
+from jupyter_valohai.processes import die_with_parent
+
 from .base import DeployFailed, DeploymentTarget, Emit, EndpointSpec, Health
 
 LABEL = "org.jupyter-valohai.endpoint"
@@ -172,6 +174,7 @@ class LocalTarget(DeploymentTarget):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,  # a killed master takes its endpoint processes along
             )
         state = {
             "mode": "process",
