@@ -127,8 +127,14 @@ async def test_project_events_push_executions_started_anywhere(
         for data in (json.loads(m) for m in re.findall(r"^data: (\{.*\})\r?$", body, re.M))
     ]
     assert "event: execution" in body
-    assert seen[0] == (execution["id"], "queued")
-    assert seen[-1] == (execution["id"], "complete")
+    # The feed sends each execution's state as it is when read: a claim within milliseconds of
+    # the submit may leave "queued" out, but the states come in order and end complete.
+    assert {eid for eid, _ in seen} == {execution["id"]}, seen
+    order = ["queued", "started", "complete"]
+    statuses = [status for _, status in seen]
+    assert statuses[0] in ("queued", "started"), seen
+    assert statuses == sorted(statuses, key=order.index), seen
+    assert statuses[-1] == "complete", seen
     assert master.admin_token not in body
     while link.active_streams:
         await asyncio.sleep(0.05)
