@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -26,7 +27,16 @@ class DockerStack(Stack):
 
 def containers_of(client: docker.DockerClient, execution_id: str) -> list:
     """Every container (running or not) of one execution."""
-    return client.containers.list(all=True, filters={"label": f"{LABEL_EXECUTION}={execution_id}"})
+    # sparse, then inspected one by one: a container removed in between (by its agent, or by
+    # another test worker) is skipped instead of failing the whole listing with a 404
+    listed = client.containers.list(
+        all=True, sparse=True, filters={"label": f"{LABEL_EXECUTION}={execution_id}"}
+    )
+    found = []
+    for container in listed:
+        with contextlib.suppress(docker.errors.NotFound):
+            found.append(client.containers.get(container.id))
+    return found
 
 
 class Lines:
