@@ -13,11 +13,14 @@ import asyncio
 import gzip
 import io
 import tarfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 import requests
 
+from jupyter_valohai.models import new_token
 from jupyter_valohai.services import free_port
 from master.config import MasterConfig
 from master.server import Master, create_master
@@ -146,3 +149,40 @@ async def start_master(config: MasterConfig) -> tuple[Master, int]:
     port = free_port()
     master.listen(port, "127.0.0.1")
     return master, port
+
+
+# --- fixtures (imported by tests/master/conftest.py and tests/security/conftest.py) ---
+
+
+@pytest.fixture
+def master_config(
+    tmp_path: Any, mongo_url: str, mongo_db_name: str, redis_url: str
+) -> MasterConfig:
+    return MasterConfig(
+        mongo_url=mongo_url,
+        mongo_db=mongo_db_name,
+        redis_url=redis_url,
+        data_dir=str(tmp_path / "master"),
+        store_url="file://" + str(tmp_path / "artifacts"),
+        lease_seconds=10,
+        heartbeat_seconds=1,
+        max_attempts=2,
+        reaper_interval=0.2,
+        admin_token=new_token(),
+        agent_token=new_token(),
+    )
+
+
+@pytest.fixture
+async def master(master_config: MasterConfig) -> AsyncIterator[MasterClient]:
+    """A started master serving on a free port; stopped after the test."""
+    running, port = await start_master(master_config)
+    try:
+        yield MasterClient(
+            running,
+            f"http://127.0.0.1:{port}",
+            master_config.admin_token,
+            master_config.agent_token,
+        )
+    finally:
+        await running.stop()
