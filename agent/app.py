@@ -92,7 +92,7 @@ class AgentApp(Application):
         config=True
     )
     log_flush_interval = Float(
-        0.05, help="Seconds a log line waits for others before it is sent."
+        0.02, help="Seconds a log line waits for others before it is sent."
     ).tag(config=True)
     log_batch_bytes = Int(64 * 1024, help="A log batch of this many bytes is sent at once.").tag(
         config=True

@@ -92,7 +92,7 @@ class LogShipper:
         self,
         send: Sender,
         *,
-        flush_interval: float = 0.05,
+        flush_interval: float = 0.02,
         batch_bytes: int = 64 * 1024,
         on_stop: Callable[[], None] | None = None,
         on_stale: Callable[[], None] | None = None,

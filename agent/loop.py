@@ -45,7 +45,7 @@ class AgentLoop(LoggingConfigurable):
     work_dir = Unicode(help="Directory under which each execution gets its own directory.")
     name = Unicode(help="This agent's name, shown by the master.")
     claim_wait = Float(25.0, help="Seconds a claim long-polls the master.")
-    log_flush_interval = Float(0.05, help="Seconds a log line may wait for company.")
+    log_flush_interval = Float(0.02, help="Seconds a log line may wait for company.")
     log_batch_bytes = Int(64 * 1024, help="A log batch this large is sent at once.")
     keep_work_dirs = Bool(False, help="Keep each execution's directory after it ends.")
     input_fetcher = Instance(InputFetcher, allow_none=True, help="Input cache and SSRF guard.")
