@@ -50,6 +50,8 @@ class MasterConfig:
     provider_settings: dict[str, dict] = field(default_factory=dict)  # provider name -> settings
     worker_groups: list[dict] = field(default_factory=list)  # groups ensured at start
     agent_wheel: str = ""  # the agent release's wheel (a file, or a directory holding it)
+    # the per-process read cache (master/cache.py): seconds an entry lives at most (0: no cache)
+    cache_seconds: float = 5.0
 
     def resolved_store_url(self) -> str:
         return self.store_url or "file://" + os.path.join(self.data_dir, "artifacts")

@@ -17,6 +17,9 @@ from collections import defaultdict
 
 import redis.asyncio as aioredis
 
+from .cache import TOPIC as CACHE_TOPIC
+from .cache import ReadCache
+
 log = logging.getLogger(__name__)
 
 PREFIX = "vh:"
@@ -48,6 +51,21 @@ class Notifier:
         self._waiters: dict[str, set[asyncio.Future[None]]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._cache: ReadCache | None = None
+
+    def watch_cache(self, cache: ReadCache) -> None:
+        """Carry ``cache``'s invalidations: publish them on the ``cache`` topic, hand the ones
+        received to it, and let it serve only while the subscription is live."""
+        self._cache = cache
+
+        async def publish(message: str) -> None:
+            await self.publish(CACHE_TOPIC, message)
+
+        cache.publisher = publish
+
+    def _live(self, live: bool) -> None:
+        if self._cache is not None:
+            self._cache.set_live(live)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="vh-notifier")
@@ -68,6 +86,7 @@ class Notifier:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(NOTIFY_PATTERN)
+                self._live(True)
                 self._ready.set()
                 # Wake everyone after a (re)subscribe: they may have missed a notification.
                 self._wake_all()
@@ -77,11 +96,16 @@ class Notifier:
                     channel = message["channel"]
                     if isinstance(channel, bytes):
                         channel = channel.decode()
-                    self._wake(channel[len(PREFIX + "notify:") :])
+                    topic = channel[len(PREFIX + "notify:") :]
+                    if topic == CACHE_TOPIC and self._cache is not None:
+                        self._cache.received(message["data"])
+                    self._wake(topic)
             except asyncio.CancelledError:
+                self._live(False)
                 await pubsub.aclose()
                 raise
             except Exception as exc:  # Redis restarted: resubscribe after a pause
+                self._live(False)
                 log.warning("pub/sub listener lost Redis (%s); resubscribing", exc)
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
@@ -119,8 +143,8 @@ class Notifier:
         finally:
             self.discard(topic, fut)
 
-    async def publish(self, topic: str) -> None:
-        await self.redis.publish(f"{PREFIX}notify:{topic}", "1")
+    async def publish(self, topic: str, data: str = "1") -> None:
+        await self.redis.publish(f"{PREFIX}notify:{topic}", data)
 
 
 class ExecutionQueues:

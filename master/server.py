@@ -158,7 +158,7 @@ async def create_master(config: MasterConfig) -> Master:
     await asyncio.to_thread(artifacts.check)  # a missing bucket fails here, not at first upload
     ctx = Context(
         config=config,
-        store=Store(config.mongo_url, config.mongo_db),
+        store=Store(config.mongo_url, config.mongo_db, config.cache_seconds),
         redis=redis,
         notifier=notifier,
         queues=ExecutionQueues(redis, notifier),
@@ -167,6 +167,7 @@ async def create_master(config: MasterConfig) -> Master:
         feed=ExecutionFeed(redis, notifier),
     )
     ctx.secrets = SecretService(ctx)
+    notifier.watch_cache(ctx.store.cache)  # invalidations between master processes
     ctx.logs.masker_for = ctx.secrets.masker  # every log event passes the execution's masker
     ctx.logs.count_events = ctx.store.count_log_events
     return Master(ctx)

@@ -20,6 +20,8 @@ from pymongo.errors import PyMongoError
 
 from jupyter_valohai.errors import ServiceUnavailable
 
+from .cache import ReadCache, Watch, WatchedCollection
+
 log = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
@@ -43,6 +45,19 @@ def as_dt(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
+#: How writes to each watched collection invalidate the read cache (see master/cache.py).
+WATCHES = {
+    "users": Watch("users", ("_id",)),
+    "tokens": Watch("tokens", ("hash",)),
+    "projects": Watch("projects", ("_id",)),
+    "environments": Watch("environments", ("_id",)),
+    "executions": Watch("executions", ("_id",)),
+    # a metadata entry changes its execution's merged metadata; a membership's absence is kept
+    "metadata": Watch("metadata", ("execution",), inserts=True),
+    "memberships": Watch("memberships", ("project", "user"), inserts=True),
+}
+
+
 def new_id(prefix: str) -> str:
     """Return a new document id such as ``e-3f2a...`` (the prefix tells the kind apart)."""
     return f"{prefix}-{uuid.uuid4().hex}"
@@ -51,21 +66,46 @@ def new_id(prefix: str) -> str:
 class Store:
     """The master's collections; every method is a coroutine on ``AsyncMongoClient``."""
 
-    def __init__(self, url: str, db_name: str) -> None:
+    def __init__(self, url: str, db_name: str, cache_seconds: float = 5.0) -> None:
         self.client: AsyncMongoClient = AsyncMongoClient(
             url, tz_aware=True, serverSelectionTimeoutMS=10_000
         )
         self.db: AsyncDatabase = self.client[db_name]
-        self.users: AsyncCollection = self.db["users"]
-        self.tokens: AsyncCollection = self.db["tokens"]
-        self.projects: AsyncCollection = self.db["projects"]
+        # The hot path's documents, read through the cache (master/cache.py): their collections
+        # invalidate it on every write.
+        self.cache = ReadCache(ttl=cache_seconds)
+        self.users: AsyncCollection = self._watched("users")
+        self.tokens: AsyncCollection = self._watched("tokens")
+        self.projects: AsyncCollection = self._watched("projects")
         self.commits: AsyncCollection = self.db["commits"]
-        self.environments: AsyncCollection = self.db["environments"]
-        self.executions: AsyncCollection = self.db["executions"]
+        self.environments: AsyncCollection = self._watched("environments")
+        self.executions: AsyncCollection = self._watched("executions")
         self.counters: AsyncCollection = self.db["counters"]
         self.datums: AsyncCollection = self.db["datums"]
         self.uploads: AsyncCollection = self.db["uploads"]
-        self.metadata: AsyncCollection = self.db["metadata"]
+        self.metadata: AsyncCollection = self._watched("metadata")
+        self.memberships: AsyncCollection = self._watched("memberships")
+
+    def _watched(self, name: str) -> AsyncCollection:
+        return WatchedCollection(self.db, name, self.cache, WATCHES[name])
+
+    async def by_id(self, collection: str, doc_id: Any) -> Doc | None:
+        """A document of a watched collection by ``_id``, from the cache when it holds it (a
+        copy: callers may change it)."""
+        if collection not in WATCHES:  # only a watched collection's writes invalidate
+            raise ValueError(f"{collection!r} is not read through the cache")
+        if not isinstance(doc_id, str) or not doc_id:
+            return None
+        coll: AsyncCollection = getattr(self, collection)
+        doc = await self.cache.load(collection, doc_id, lambda: coll.find_one({"_id": doc_id}))
+        return dict(doc) if doc is not None else None
+
+    async def token(self, token_hash: str) -> Doc | None:
+        """The token record with this hash (a user's or a worker group's), cached by hash."""
+        doc = await self.cache.load(
+            "tokens", token_hash, lambda: self.tokens.find_one({"hash": token_hash})
+        )
+        return dict(doc) if doc is not None else None
 
     async def setup(self) -> None:
         """Create the indexes (idempotent); raise :class:`ServiceUnavailable` if Mongo is down."""

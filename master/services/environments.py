@@ -82,22 +82,22 @@ class EnvironmentService:
         return env  # type: ignore[no-any-return]
 
     async def get(self, env_id: str) -> Doc | None:
-        env: Doc | None = await self.ctx.store.environments.find_one({"_id": env_id})
-        return env
+        """An environment by id (cached; every write to environments invalidates it)."""
+        return await self.ctx.store.by_id("environments", env_id)
 
     async def authenticate_agent(self, token: str | None) -> Doc:
         """Return the environment whose worker-group token this is."""
         if not token:
             raise NotAuthenticated("Agent calls need `Authorization: Token <worker-group token>`.")
-        record = await self.ctx.store.tokens.find_one({"hash": hash_token(token)})
+        record = await self.ctx.store.token(hash_token(token))
         env = None
         if record and record.get("environment"):
-            env = await self.ctx.store.environments.find_one({"_id": record["environment"]})
+            env = await self.get(record["environment"])
         if not env:
             raise NotAuthenticated(
                 "Invalid worker-group token.", hint="Check the agent's VH_AGENT_TOKEN."
             )
-        return env  # type: ignore[no-any-return]
+        return env
 
     async def list(self, include_counts: bool = False, admin: bool = False) -> list[dict[str, Any]]:
         """Environments by name, each with ``queue_depth`` (executions waiting in its Redis

@@ -192,9 +192,18 @@ class ExecutionService:
                     hint="Use outputs of your projects (see GET /api/v0/data/?project=...).",
                 ) from None
 
-    async def get(self, ref: str) -> Doc:
-        """Return an execution by id, ``<project id>:<counter>`` or ``<project id>:latest``."""
+    async def get(self, ref: str, fresh: bool = False) -> Doc:
+        """Return an execution by id, ``<project id>:<counter>`` or ``<project id>:latest``.
+
+        By id it comes from the read cache (master/cache.py: every write to the execution
+        invalidates it); ``fresh`` reads MongoDB, for a caller whose compare-and-set just failed.
+        """
         doc = None
+        if ":" not in ref and not fresh:
+            doc = await self.ctx.store.by_id("executions", ref)
+            if not doc:
+                raise NotFound(f"No execution {ref!r}.", hint="See `vh exec list`.")
+            return doc
         if ":" in ref:
             project_id, _, counter = ref.partition(":")
             if counter == "latest":
@@ -263,7 +272,7 @@ class ExecutionService:
             if done:
                 await self.ctx.queues.remove(execution["environment"], execution["_id"])
                 return f"Execution {number} stopped."
-            execution = await self.get(execution["_id"])
+            execution = await self.get(execution["_id"], fresh=True)
         if execution["status"] == STARTED:
             done = await self.lifecycle.transition(
                 execution["_id"],
@@ -275,7 +284,7 @@ class ExecutionService:
             )
             if done:
                 return f"Stop requested for execution {number}."
-            execution = await self.get(execution["_id"])
+            execution = await self.get(execution["_id"], fresh=True)
         if execution["status"] == STOPPING:
             return f"Execution {number} is already stopping."
         if execution["status"] in TERMINAL_STATUSES:

@@ -34,7 +34,7 @@ def check_role(role: Any) -> str:
 class MembershipService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.docs = ctx.store.db[COLLECTION]
+        self.docs = ctx.store.memberships  # its writes invalidate the cached roles
 
     async def setup(self) -> None:
         await self.docs.create_index([("project", ASCENDING), ("user", ASCENDING)], unique=True)
@@ -44,8 +44,17 @@ class MembershipService:
         """The user's role in the project (``None``: no access at all)."""
         if user.get("is_admin") or project.get("owner") == user["_id"]:
             return OWNER
-        doc = await self.docs.find_one({"project": project["_id"], "user": user["_id"]})
-        return doc["role"] if doc and doc.get("role") in RANK else None
+        query = {"project": project["_id"], "user": user["_id"]}
+
+        async def load() -> str:
+            doc = await self.docs.find_one(query)
+            return str(doc["role"]) if doc and doc.get("role") in RANK else ""
+
+        # cached per (project, user), no membership too: adding, changing or removing one
+        # invalidates it in every master process (master/cache.py)
+        key = f"{query['project']} {query['user']}"
+        role = await self.ctx.store.cache.load(COLLECTION, key, load)
+        return role or None
 
     async def check(self, user: Doc, project: Doc, need: str) -> str:
         """Return the user's role if it is at least ``need``; raise 404 or 403 otherwise."""
@@ -85,7 +94,8 @@ class MembershipService:
             await self.docs.update_one(query, update, upsert=True)
         except DuplicateKeyError:  # a concurrent add won the insert
             await self.docs.update_one(query, {"$set": update["$set"]})
-        return await self.docs.find_one(query)  # type: ignore[no-any-return]
+        doc: Doc = await self.docs.find_one(query)  # type: ignore[assignment]  # written above
+        return doc
 
     async def remove(self, project: Doc, user_id: str) -> None:
         if project.get("owner") == user_id:

@@ -93,12 +93,11 @@ class ProjectService:
         return doc
 
     async def get(self, project_id: Any) -> Doc:
-        doc = None
-        if isinstance(project_id, str) and project_id:
-            doc = await self.ctx.store.projects.find_one({"_id": project_id})
+        """A project by id (cached; every write to projects invalidates it)."""
+        doc = await self.ctx.store.by_id("projects", project_id)
         if not doc:
             raise NotFound(f"No project {project_id!r}.", hint="See `vh project list`.")
-        return doc  # type: ignore[no-any-return]
+        return doc
 
     async def list_projects(self, user: Doc, limit: int, offset: int) -> tuple[list[Doc], int]:
         """The projects ``user`` may read."""
@@ -109,7 +108,7 @@ class ProjectService:
         return [doc async for doc in cursor], count
 
     async def describe(self, project: Doc, base: str) -> dict[str, Any]:
-        owner = await self.ctx.store.users.find_one({"_id": project["owner"]}) or {}
+        owner = await self.ctx.store.by_id("users", project["owner"]) or {}
         url = f"{base}/api/v0/projects/{project['_id']}/"
         return {
             "id": project["_id"],

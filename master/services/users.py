@@ -156,13 +156,19 @@ class UserService:
                 "Authentication credentials were not provided.",
                 hint="Send `Authorization: Token <your API token>` (see `vh login`).",
             )
-        record = await self.ctx.store.tokens.find_one({"hash": hash_token(token)})
+        # Both reads are cached (master/cache.py); revoking the token or changing the user
+        # invalidates them in every master process.
+        record = await self.ctx.store.token(hash_token(token))
         user = None
         if record and record.get("user"):
-            user = await self.ctx.store.users.find_one({"_id": record["user"]})
+            user = await self.ctx.store.by_id("users", record["user"])
         if not user:
             raise NotAuthenticated("Invalid token.", hint="Log in again to get a new token.")
-        return user  # type: ignore[no-any-return]
+        return user
+
+    async def get(self, user_id: Any) -> Doc | None:
+        """A user by id (cached)."""
+        return await self.ctx.store.by_id("users", user_id)
 
     async def login(self, username: str, password: str) -> Doc:
         """Return the user if the password matches (rehashing an old-style hash), else raise."""

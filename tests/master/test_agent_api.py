@@ -280,6 +280,10 @@ async def test_reaper_requeues_then_crashes(master: MasterClient) -> None:
     assert second.status_code == 200 and second.json()["attempt"] == 2
     execution = await wait_status(master, eid, {"crashed", "queued"})
     assert execution["status"] == "crashed" and execution["attempt"] == 2
+    # the reaper archives the logs right after the status change a reader may already see
+    deadline = time.monotonic() + 20
+    while await ctx.redis.exists(f"vh:log:{eid}") and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     assert await ctx.redis.exists(f"vh:log:{eid}") == 0  # logs archived
     events = (await master.api("GET", f"/api/v0/executions/{eid}/events/")).json()["events"]
     assert "crashed" in events[-1]["message"]
