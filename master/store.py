@@ -7,6 +7,7 @@ master works against a standalone server (``nx-27017`` in the embedded default).
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import itertools
 import logging
 import math
@@ -56,6 +57,22 @@ WATCHES = {
     "metadata": Watch("metadata", ("execution",), inserts=True),
     "memberships": Watch("memberships", ("project", "user"), inserts=True),
 }
+
+
+def sort_value(value: Any) -> tuple[int, Any]:
+    """A key that orders values as MongoDB sorts them (null first, numbers, then timestamps,
+    whether stored as datetimes or ISO strings: see :func:`as_dt`), for merging sorted finds."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, dt.datetime | str):
+        try:
+            stamp = as_dt(value)
+        except ValueError:
+            return (3, str(value))
+        return (2, stamp.timestamp() if stamp else 0)
+    return (4, str(value))
 
 
 def new_id(prefix: str) -> str:
@@ -125,12 +142,14 @@ class Store:
             await self.executions.create_index([("status", ASCENDING)])
             await self.executions.create_index([("ctime", DESCENDING)])
             # Lists and filters (docs/performance.md): every field the execution list matches on
-            # has an index of its own, and the usual filter a compound one to count over.
+            # has an index of its own, and the usual filters compound ones ending with the list's
+            # order, so a page (even a deep one) and a count walk index entries only.
             for field in ("project", "deleted", "creator"):
                 await self.executions.create_index([(field, ASCENDING)])
-            await self.executions.create_index(
-                [("project", ASCENDING), ("deleted", ASCENDING), ("status", ASCENDING)]
-            )
+            for fields in (("project", "deleted"), ("project", "deleted", "status")):
+                await self.executions.create_index(
+                    [*((f, ASCENDING) for f in fields), ("counter", DESCENDING)]
+                )
             await self.executions.create_index(  # in-flight limits, the scaler's queue counts
                 [("project", ASCENDING), ("status", ASCENDING)]
             )
@@ -174,13 +193,10 @@ class Store:
             for k, v in query.items()
         }
 
-    async def count(self, collection: AsyncCollection, query: Doc, max_split: int = 64) -> int:
-        """Count the documents matching ``query``, by indexes where they can answer.
-
-        Runs the ``count`` command (``count_documents`` is an aggregation, which nx-27017 runs
-        over every document) on the :meth:`indexed` query, each ``$in`` of scalars split into a
-        sum of ``$eq`` counts (an ``$in`` makes nx-27017 scan): the same count on any MongoDB.
-        """
+    @staticmethod
+    def split(query: Doc, max_split: int = 64) -> list[Doc]:
+        """``query`` as disjoint queries whose union it is: each ``$in`` of scalars split into
+        its values (at most ``max_split`` parts; more, and ``query`` stays one part)."""
         splits = [
             (k, list(dict.fromkeys(v["$in"])))
             for k, v in query.items()
@@ -191,12 +207,63 @@ class Store:
         ]
         if math.prod(len(values) for _, values in splits) > max_split:
             splits = []
+        return [
+            {**query, **{key: value for (key, _), value in zip(splits, combo, strict=True)}}
+            for combo in itertools.product(*(values for _, values in splits))
+        ]
+
+    async def count(self, collection: AsyncCollection, query: Doc, max_split: int = 64) -> int:
+        """Count the documents matching ``query``, by indexes where they can answer.
+
+        Runs the ``count`` command (``count_documents`` is an aggregation, which nx-27017 runs
+        over every document) on the :meth:`indexed` query, each ``$in`` of scalars split into a
+        sum of ``$eq`` counts (an ``$in`` makes nx-27017 scan): the same count on any MongoDB.
+        """
         total = 0
-        for combo in itertools.product(*(values for _, values in splits)):
-            part = {**query, **{key: value for (key, _), value in zip(splits, combo, strict=True)}}
-            answer = await self.db.command({"count": collection.name, "query": self.indexed(part)})
-            total += int(answer.get("n", 0))
+        for part in self.split(query, max_split):
+            total += await self._count(collection, part)
         return total
+
+    async def _count(self, collection: AsyncCollection, query: Doc) -> int:
+        answer = await self.db.command({"count": collection.name, "query": self.indexed(query)})
+        return int(answer.get("n", 0))
+
+    async def page(
+        self,
+        collection: AsyncCollection,
+        query: Doc,
+        key: str,
+        direction: int,
+        offset: int,
+        limit: int,
+        max_split: int = 64,
+    ) -> tuple[list[Doc], int]:
+        """Documents ``offset .. offset + limit`` of ``query`` sorted by ``key``, and the count.
+
+        The same answer as ``find(query).sort(key, direction).skip(offset).limit(limit)`` plus
+        a count, asked so that indexes answer (docs/performance.md): an ``$in`` of scalars,
+        which nx-27017 answers by scanning, becomes one indexed find per value (:meth:`split`),
+        each sorted and cut at ``offset + limit``, merged here. The count is asked only when
+        the page does not tell it: a page ending short of ``limit`` ends the list.
+        ``limit`` must be positive.
+        """
+        parts = self.split(query, max_split)
+        if len(parts) == 1:
+            cursor = collection.find(self.indexed(parts[0])).sort(key, direction)
+            docs = [d async for d in cursor.skip(offset).limit(limit)]
+            if 0 < len(docs) < limit or (offset == 0 and not docs):
+                return docs, offset + len(docs)
+            return docs, await self._count(collection, parts[0])
+        window = offset + limit
+        found: list[list[Doc]] = []
+        total = 0
+        for part in parts:
+            cursor = collection.find(self.indexed(part)).sort(key, direction).limit(window)
+            docs = [d async for d in cursor]
+            found.append(docs)
+            total += len(docs) if len(docs) < window else await self._count(collection, part)
+        merged = heapq.merge(*found, key=lambda d: sort_value(d.get(key)), reverse=direction < 0)
+        return list(itertools.islice(merged, offset, window)), total
 
     async def count_log_events(self, execution_id: str, n: int) -> int:
         """Add ``n`` to an execution's count of log events; return the count before."""

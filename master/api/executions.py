@@ -22,7 +22,7 @@ class ExecutionsHandler(BaseHandler):
         docs, count = await self.services.executions.list(self.query(), limit, offset, scope)
         describer = Describer(self.ctx, self.base)
         exclude = set(filter(None, (self.arg("exclude") or "").split(",")))
-        results = [await describer.execution(d, exclude) for d in docs]
+        results = await describer.executions(docs, exclude)
         self.write_json(
             page(results, count, self.base + "/api/v0/executions/", self.query(), limit, offset)
         )

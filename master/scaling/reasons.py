@@ -32,18 +32,39 @@ async def queue_position(ctx: Context, env_id: str, execution_id: str) -> int | 
     return None if rank is None else int(rank) + 1
 
 
+async def queue_positions(ctx: Context, pairs: list[tuple[str, str]]) -> dict[str, int | None]:
+    """:func:`queue_position` of many (environment id, execution id) pairs, in one round trip."""
+    if not pairs:
+        return {}
+    pipe = ctx.redis.pipeline(transaction=False)
+    for env_id, execution_id in pairs:
+        pipe.zrank(queue_key(env_id), execution_id)
+    ranks = await pipe.execute()
+    return {
+        execution_id: None if rank is None else int(rank) + 1
+        for (_, execution_id), rank in zip(pairs, ranks, strict=True)
+    }
+
+
 async def waiting_reason(
-    ctx: Context, env: Doc, execution: Doc, workers: list[Doc] | None = None
+    ctx: Context,
+    env: Doc,
+    execution: Doc,
+    workers: list[Doc] | None = None,
+    positions: dict[str, int | None] | None = None,
 ) -> str:
     """The reason ``execution`` (queued in ``env``) has not started yet (``workers``: the
-    group's live workers, when the caller has them already)."""
+    group's live workers, ``positions``: :func:`queue_positions`, when the caller has them)."""
     group = f"'{env.get('slug') or env['_id']}'"
     provider = env.get("provider") or ""
     managed = bool(provider) and provider != "static"
     if workers is None:
         workers = await WorkerRegistry(ctx).list(env["_id"])
     accepting = [w for w in workers if not w.get("drain")]
-    position = await queue_position(ctx, env["_id"], execution["_id"])
+    if positions is not None and execution["_id"] in positions:
+        position = positions[execution["_id"]]
+    else:
+        position = await queue_position(ctx, env["_id"], execution["_id"])
     where = f" It is number {position} in the queue." if position else ""
     seen = f"in the last {SEEN_SECONDS:.0f} s"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 from typing import Any
@@ -11,7 +12,7 @@ from redis.exceptions import RedisError
 from jupyter_valohai.models import INCOMPLETE_STATUSES, QUEUED, isoformat, utcnow
 
 from ..context import Context
-from ..scaling.reasons import waiting_reason
+from ..scaling.reasons import queue_positions, waiting_reason
 from ..scaling.workers import WorkerRegistry
 from ..store import Doc, as_dt
 from .common import seconds_between
@@ -47,6 +48,7 @@ class Describer:
         self.base = base
         self._cache: dict[tuple[str, str], Doc] = {}
         self._workers: dict[str, list[Doc]] = {}  # environment id -> its live workers
+        self._positions: dict[str, int | None] = {}  # queued execution id -> place in its queue
 
     async def _lookup(self, collection: str, doc_id: str) -> Doc:
         key = (collection, doc_id)
@@ -77,6 +79,14 @@ class Describer:
             }
             async for m in cursor
         ]
+
+    async def executions(self, docs: list[Doc], exclude: set[str] | None = None) -> list[Doc]:
+        """Describe a list's page: the queue places of its queued executions in one round trip
+        (not one per execution)."""
+        queued = [(d["environment"], d["_id"]) for d in docs if d["status"] == QUEUED]
+        with contextlib.suppress(RedisError):  # if not, each execution's own lookup says why
+            self._positions.update(await queue_positions(self.ctx, queued))
+        return [await self.execution(d, exclude) for d in docs]
 
     async def execution(self, doc: Doc, exclude: set[str] | None = None) -> dict[str, Any]:
         exclude = exclude or set()
@@ -144,7 +154,7 @@ class Describer:
                 if env["_id"] not in self._workers:
                     self._workers[env["_id"]] = await WorkerRegistry(self.ctx).list(env["_id"])
                 out["waiting_reason"] = await waiting_reason(
-                    self.ctx, env, doc, self._workers[env["_id"]]
+                    self.ctx, env, doc, self._workers[env["_id"]], self._positions
                 )
             except RedisError:  # derived state away (Redis restarting): the answer stands
                 out["waiting_reason"] = "The queue is being rebuilt; it will start shortly."

@@ -256,11 +256,8 @@ class ExecutionService:
         deleted = (filters.get("deleted") or ["false"])[-1].lower() in ("1", "true", "yes")
         query["deleted"] = deleted
         key, direction = ORDERINGS.get((filters.get("ordering") or ["-counter"])[-1], ("ctime", -1))
-        if isinstance(query.get("counter"), dict) and len(query["counter"]["$in"]) == 1:
-            query["counter"] = query["counter"]["$in"][0]  # one counter: the index's equality
-        count = await self.ctx.store.count(self.ctx.store.executions, query)
-        cursor = self.ctx.store.executions.find(self.ctx.store.indexed(query)).sort(key, direction)
-        return [d async for d in cursor.skip(offset).limit(limit)], count
+        store = self.ctx.store  # by index: one find per status (project, counter) asked for
+        return await store.page(store.executions, query, key, direction, offset, limit)
 
     async def stop(self, execution: Doc) -> str:
         """Stop an execution: queued ones at once, started ones through their agent."""

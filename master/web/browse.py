@@ -78,16 +78,13 @@ class Browser:
         for key in ("step", "environment", "creator"):
             if filters.get(key):
                 query[key] = filters[key]
-        executions = self.ctx.store.executions
-        count = await executions.count_documents(query)
-        cursor = executions.find(query).sort("counter", -1).skip(offset).limit(PAGE_SIZE)
-        out = []
-        async for doc in cursor:
-            described = await self.describer.execution(doc, {"metadata"})
+        store = self.ctx.store  # by index, as the API's list (docs/performance.md)
+        docs, count = await store.page(store.executions, query, "counter", -1, offset, PAGE_SIZE)
+        out = await self.describer.executions(docs, {"metadata"})
+        for doc, described in zip(docs, out, strict=True):
             described["queue_wait"] = seconds_between(
                 as_dt(doc.get("queued_at")), as_dt(doc.get("started_at"))
             )
-            out.append(described)
         return out, count
 
     # --- one execution --------------------------------------------------------------------------
