@@ -126,9 +126,14 @@ class CellReporter:
             pass
 
 
-def ipc_kernel_manager() -> type:
+def ipc_kernel_manager(kernel_zygote: str | None = None) -> type:
     """A kernel manager whose kernel talks over Unix sockets (files only this user can open)
-    rather than loopback TCP ports any local process can reach; ipykernel also warns on TCP."""
+    rather than loopback TCP ports any local process can reach; ipykernel also warns on TCP.
+
+    With ``kernel_zygote`` (the socket of an ipykernel fork server, :mod:`agent.forkserver`),
+    a kernel that is this interpreter's ipykernel is forked from it rather than started; any
+    other kernel, or one the server refuses, starts as usual.
+    """
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
@@ -136,7 +141,53 @@ def ipc_kernel_manager() -> type:
             kwargs.setdefault("transport", "ipc")
             super().__init__(**kwargs)
 
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            if kernel_zygote and _fork_kernel(self, kernel_zygote, kernel_cmd, kw):
+                return
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+
     return IPCKernelManager
+
+
+def forkserver() -> Any:
+    """The :mod:`agent.forkserver` module beside this file (loaded by path: run as a script,
+    this module's directory is not on ``sys.path``)."""
+    name = "_vh_forkserver"
+    if name not in sys.modules:
+        import importlib.util
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        spec = importlib.util.spec_from_file_location(name, os.path.join(here, "forkserver.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _fork_kernel(km: Any, zygote: str, cmd: list[str], kw: dict[str, Any]) -> bool:
+    """Fork ``km``'s kernel from the ipykernel zygote at ``zygote``; False to start it as usual.
+
+    The kernel gets what jupyter_client would give the process it starts: the command's
+    arguments, the environment and directory, this runner's stdout and stderr, its own session.
+    """
+    fs = forkserver()
+    if not fs.kernel_command(cmd):
+        return False
+    cwd = str(kw.get("cwd") or os.getcwd())  # papermill changes into the directory instead
+    request = {"args": cmd, "env": dict(kw.get("env") or os.environ), "cwd": cwd}
+    with open(os.devnull, "rb") as devnull:
+        try:
+            proc = fs.spawn(zygote, request, [devnull.fileno(), 1, 2])
+        except OSError as exc:
+            logging.getLogger(__name__).info("Starting the kernel, not forking it: %s", exc)
+            return False
+    provisioner = km.provisioner
+    provisioner.process = proc
+    provisioner.pid = provisioner.pgid = proc.pid  # it leads a session of its own
+    provisioner.cwd = cwd
+    km._reconcile_connection_info(provisioner.connection_info)
+    return True
 
 
 def _warm_kernel_manager() -> type:
@@ -194,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--warm"]:
         return warm_main(argv[1] if len(argv) > 1 else "python3")
+    if argv[:1] == ["--zygote"] and len(argv) in (2, 3):
+        return zygote_main(argv[1], argv[2] if len(argv) > 2 else None)
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     nonce = os.environ.pop(NONCE_ENV, "")  # the kernel inherits os.environ: keep it out
@@ -362,6 +415,32 @@ def warm_main(kernel_name: str) -> int:
         if km is not None:
             _kill_kernel(km)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def zygote_main(path: str, kernel_zygote: str | None) -> int:
+    """Serve cold notebook runners by fork on ``path`` (see :mod:`agent.forkserver`).
+
+    Imports papermill (and compiles nbformat's validator) once; each request (``args`` as for
+    :func:`main`, ``env``, ``cwd``, ``nonce``) becomes a runner forked from here, which forks its
+    kernel from ``kernel_zygote`` when it can.
+    """
+    import IPython  # noqa: F401 (jupyter_client imports it to find kernel specs)
+    import nbformat
+    import papermill  # noqa: F401
+    import papermill.engines  # noqa: F401
+
+    nbformat.validate(nbformat.v4.new_notebook())
+    ipc_kernel_manager()
+
+    def run(request: dict[str, Any]) -> int:  # pragma: no cover - runs in the forked child
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        args = parse_args([str(a) for a in request["args"]])
+        engine = {"kernel_manager_class": ipc_kernel_manager(kernel_zygote)}
+        return _execute(args, str(request.get("nonce") or ""), engine)
+
+    forkserver().serve(path, run)
+    return 0
 
 
 def _finish(reporter: CellReporter | None) -> None:

@@ -8,7 +8,9 @@ executed notebook lands in ``outputs/``, cell output reaches the log as it is pr
 cell's start and end become ``progress`` events (the runner's marker lines, keyed by the job's
 ``progress_nonce``, which only that subprocess gets in its environment). With
 ``warm_notebook_runners`` (the default: one), that runner was started ahead with its kernel
-(:mod:`agent.kernelpool`) and only gets the job's request; with none ready it starts cold.
+(:mod:`agent.kernelpool`) and only gets the job's request; with none ready, a runner is forked from
+a process that imported papermill ahead and forks its kernel from one that imported ipykernel
+(``notebook_fork_servers``, :mod:`agent.zygotes`); failing both, it starts cold.
 Whatever is left of the process group when the run ends is killed.
 """
 
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 from traitlets import Bool, Int
 
@@ -31,6 +34,7 @@ from .. import nbrun
 from ..io import scrubbed_env
 from ..kernelpool import KernelPool
 from ..logs import split_lines
+from ..zygotes import NotebookZygotes
 from .base import TIME_LIMIT, Job, Runtime
 
 POLL = 0.05
@@ -73,7 +77,15 @@ class LocalRuntime(Runtime):
         "each serves one execution with a fresh kernel. 0: start every notebook cold.",
     ).tag(config=True)
 
+    notebook_fork_servers = Bool(
+        True,
+        help="Fork notebook runners and their kernels from two processes that imported papermill "
+        "and ipykernel ahead (each execution still gets a new runner and a new kernel), rather "
+        "than start them from scratch, when no warm runner is ready.",
+    ).tag(config=True)
+
     _pool: KernelPool | None = None
+    _zygotes: NotebookZygotes | None = None
 
     def open(self) -> None:
         if self.warm_notebook_runners > 0 and self._pool is None:
@@ -82,11 +94,22 @@ class LocalRuntime(Runtime):
                 size=self.warm_notebook_runners,
                 preexec_fn=die_with_parent,
             ).start()
+        if self.notebook_fork_servers and self._zygotes is None:
+            self._zygotes = NotebookZygotes(
+                self._with_path(scrubbed_env()), preexec_fn=die_with_parent
+            ).start()
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        if self._zygotes is not None:
+            self._zygotes.close()
+            self._zygotes = None
+
+    @property
+    def zygotes(self) -> NotebookZygotes | None:
+        return self._zygotes
 
     @property
     def pool(self) -> KernelPool | None:
@@ -116,12 +139,15 @@ class LocalRuntime(Runtime):
                 env["PATH"] = bindir + os.pathsep + path
         return env
 
-    def _warm_runner(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen | None:
-        """A warm runner that took the notebook's request, or None (start one cold)."""
+    def _warm_runner(self, job: Job, argv: list[str], env: dict[str, str]) -> Any:
+        """A warm or forked runner that took the notebook's request, or None (start one cold)."""
         proc = self._pool.take() if self._pool is not None else None
-        if proc is None:
-            return None
         request_env = {k: v for k, v in env.items() if k != nbrun.NONCE_ENV}
+        if proc is None:
+            if self._zygotes is None:
+                return None
+            nonce = env.get(nbrun.NONCE_ENV, "")
+            return self._zygotes.spawn(argv[2:], request_env, job.repository, nonce)
         try:
             KernelPool.send(proc, argv[2:], request_env, env.get(nbrun.NONCE_ENV, ""))
         except OSError as exc:
@@ -148,7 +174,7 @@ class LocalRuntime(Runtime):
         env = dict(job.env)
         env.update(extra_env or {})
         env = self._with_path(env)
-        proc = self._warm_runner(argv, env) if warm else None
+        proc = self._warm_runner(job, argv, env) if warm else None
         if proc is None:
             proc = subprocess.Popen(
                 argv,
@@ -178,7 +204,7 @@ class LocalRuntime(Runtime):
                 reader.join(5)
         return code
 
-    def _wait(self, job: Job, proc: subprocess.Popen, deadline: float | None) -> int:
+    def _wait(self, job: Job, proc: Any, deadline: float | None) -> int:
         terminated_at: float | None = None
         while True:
             try:
