@@ -355,7 +355,7 @@ def kernel_zygote(path: str, preload: list[str]) -> None:
     ``path``. A preload that fails to import is left to the kernels."""
     import importlib
 
-    import ipykernel.ipkernel  # noqa: F401
+    import ipykernel.ipkernel
     import ipykernel.kernelapp  # noqa: F401
     import ipykernel_launcher  # noqa: F401
     import IPython  # noqa: F401

@@ -426,7 +426,7 @@ def zygote_main(path: str, kernel_zygote: str | None) -> int:
     """
     import IPython  # noqa: F401 (jupyter_client imports it to find kernel specs)
     import nbformat
-    import papermill  # noqa: F401
+    import papermill
     import papermill.engines  # noqa: F401
 
     nbformat.validate(nbformat.v4.new_notebook())

@@ -100,11 +100,10 @@ class NotebookZygotes:
 
     def _run(self) -> None:
         here = os.path.dirname(os.path.abspath(nbrun.__file__))
+        preload = self._kernel_preload()
         commands = [
-            [self.python, os.path.join(here, "nbrun.py"), "--zygote", self.runner_socket]
-            + [self.kernel_socket],
-            [self.python, os.path.join(here, "forkserver.py"), "kernel", self.kernel_socket]
-            + self._kernel_preload(),
+            [self.python, f"{here}/nbrun.py", "--zygote", self.runner_socket, self.kernel_socket],
+            [self.python, f"{here}/forkserver.py", "kernel", self.kernel_socket, *preload],
         ]
         try:
             for argv in commands:

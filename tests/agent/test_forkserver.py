@@ -146,7 +146,7 @@ def test_stopping_a_forked_run_kills_its_kernel(tmp_path, forking_runtime) -> No
 
 
 def test_a_killed_runner_takes_its_forked_kernel(tmp_path, forking_runtime) -> None:
-    job, lines, outcome, thread = _run_slow(forking_runtime, tmp_path)
+    _, lines, outcome, thread = _run_slow(forking_runtime, tmp_path)
     kernel = int(_probe(lines.text("stdout"), "kernel")[0])
     runner_zygote, _ = _zygote_pids(forking_runtime)
     runners = [
