@@ -18,6 +18,9 @@ Here they are read once per process and kept until something changes them:
   and each namespace keeps at most ``size`` entries, least recently used out first.
 
 Keys are document ids, a token's SHA-256 (never the token) and ``project user`` for memberships.
+A collection may also feed *summaries*: values computed over many of its documents (the execution
+lists' counts), dropped whole by every insert, delete or replace, and by every update that may
+change one of the fields they are computed from (``Watch.summary_fields``).
 Readers get shallow copies: a caller changing its document never changes the cache.
 """
 
@@ -116,13 +119,21 @@ class ReadCache:
             for key in keys:
                 space.pop(key, None)
 
-    async def invalidate(self, namespace: str, keys: Iterable[Any] | None) -> None:
-        """Drop entries here and tell the other master processes to drop them too."""
+    async def invalidate(
+        self, namespace: str, keys: Iterable[Any] | None, drop: Iterable[str] = ()
+    ) -> None:
+        """Drop entries here and tell the other master processes to drop them too (and the
+        namespaces ``drop`` whole, in the same message)."""
         keys = None if keys is None else list(keys)
+        drop = list(drop)
         self.forget(namespace, keys)
+        for whole in drop:
+            self.forget(whole, None)
         if self.publisher is None:
             return
-        message = json.dumps({"origin": self.origin, "ns": namespace, "keys": keys}, default=str)
+        message = json.dumps(
+            {"origin": self.origin, "ns": namespace, "keys": keys, "drop": drop}, default=str
+        )
         try:
             await self.publisher(message)
         except Exception as exc:  # the write stands; other processes rely on the TTL
@@ -138,6 +149,9 @@ class ReadCache:
             return
         if message.get("origin") != self.origin:
             self.forget(namespace, keys if isinstance(keys, list) else None)
+            drop = message.get("drop")
+            for whole in drop if isinstance(drop, list) else []:
+                self.forget(str(whole), None)
 
     def set_live(self, live: bool) -> None:
         """The subscription came up or went down: start empty either way."""
@@ -155,6 +169,21 @@ class Watch:
     namespace: str
     fields: tuple[str, ...]
     inserts: bool = False  # the namespace keeps absences, or derives from inserted documents
+    summaries: tuple[str, ...] = ()  # namespaces computed over many documents (counts)
+    summary_fields: tuple[str, ...] = ()  # the fields they are computed from
+
+
+def updated_fields(update: Any) -> set[str] | None:
+    """The top-level fields an update document may change; ``None``: any (a pipeline, a
+    replacement or an operator that moves fields)."""
+    if not isinstance(update, dict) or not update:
+        return None
+    fields: set[str] = set()
+    for op, spec in update.items():
+        if not op.startswith("$") or op == "$rename" or not isinstance(spec, dict):
+            return None
+        fields.update(str(path).split(".", 1)[0] for path in spec)
+    return fields
 
 
 def _scalars(value: Any) -> list[Any] | None:
@@ -195,7 +224,9 @@ class WatchedCollection(AsyncCollection):  # type: ignore[type-arg]
         self._cache = cache
         self._watch = watch
 
-    async def _written(self, docs: Iterable[Any]) -> None:
+    async def _written(self, docs: Iterable[Any], update: Any = None) -> None:
+        """Invalidate what writing ``docs`` (filters or documents) may have changed; an
+        ``update`` document drops the summaries only if it may change their fields."""
         keys: list[Any] | None = []
         for doc in docs:
             found = cache_key(self._watch.fields, doc)
@@ -203,7 +234,12 @@ class WatchedCollection(AsyncCollection):  # type: ignore[type-arg]
                 keys = None
                 break
             keys.extend(found)  # type: ignore[union-attr]
-        await self._cache.invalidate(self._watch.namespace, keys)
+        drop = self._watch.summaries
+        if drop and update is not None:
+            fields = updated_fields(update)
+            if fields is not None and not fields & set(self._watch.summary_fields):
+                drop = ()
+        await self._cache.invalidate(self._watch.namespace, keys, drop)
 
     async def _filtered(
         self, method: Callable[..., Awaitable[Any]], query: Any, *a: Any, **kw: Any
@@ -213,11 +249,21 @@ class WatchedCollection(AsyncCollection):  # type: ignore[type-arg]
         finally:
             await self._written([query])
 
+    async def _updated(
+        self, method: Callable[..., Awaitable[Any]], query: Any, *a: Any, **kw: Any
+    ) -> Any:
+        # an upsert may insert: the summaries go whatever the update changes
+        update = None if kw.get("upsert") else a[0] if a else kw.get("update")
+        try:
+            return await method(query, *a, **kw)
+        finally:
+            await self._written([query], update)
+
     async def update_one(self, filter: Any, *a: Any, **kw: Any) -> Any:
-        return await self._filtered(super().update_one, filter, *a, **kw)
+        return await self._updated(super().update_one, filter, *a, **kw)
 
     async def update_many(self, filter: Any, *a: Any, **kw: Any) -> Any:
-        return await self._filtered(super().update_many, filter, *a, **kw)
+        return await self._updated(super().update_many, filter, *a, **kw)
 
     async def delete_one(self, filter: Any, *a: Any, **kw: Any) -> Any:
         return await self._filtered(super().delete_one, filter, *a, **kw)
@@ -226,7 +272,7 @@ class WatchedCollection(AsyncCollection):  # type: ignore[type-arg]
         return await self._filtered(super().delete_many, filter, *a, **kw)
 
     async def find_one_and_update(self, filter: Any, *a: Any, **kw: Any) -> Any:
-        return await self._filtered(super().find_one_and_update, filter, *a, **kw)
+        return await self._updated(super().find_one_and_update, filter, *a, **kw)
 
     async def find_one_and_delete(self, filter: Any, *a: Any, **kw: Any) -> Any:
         return await self._filtered(super().find_one_and_delete, filter, *a, **kw)
@@ -249,6 +295,8 @@ class WatchedCollection(AsyncCollection):  # type: ignore[type-arg]
         finally:
             if self._watch.inserts:
                 await self._written([document])
+            elif self._watch.summaries:
+                await self._cache.invalidate(self._watch.namespace, [], self._watch.summaries)
 
     async def insert_many(self, documents: Any, *a: Any, **kw: Any) -> Any:
         documents = list(documents)
@@ -257,15 +305,17 @@ class WatchedCollection(AsyncCollection):  # type: ignore[type-arg]
         finally:
             if self._watch.inserts:
                 await self._written(documents)
+            elif self._watch.summaries:
+                await self._cache.invalidate(self._watch.namespace, [], self._watch.summaries)
 
     async def bulk_write(self, *a: Any, **kw: Any) -> Any:
         try:
             return await super().bulk_write(*a, **kw)
         finally:
-            await self._cache.invalidate(self._watch.namespace, None)
+            await self._cache.invalidate(self._watch.namespace, None, self._watch.summaries)
 
     async def drop(self, *a: Any, **kw: Any) -> None:
         try:
             await super().drop(*a, **kw)
         finally:
-            await self._cache.invalidate(self._watch.namespace, None)
+            await self._cache.invalidate(self._watch.namespace, None, self._watch.summaries)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 import itertools
+import json
 import logging
 import math
 import uuid
@@ -52,7 +53,21 @@ WATCHES = {
     "tokens": Watch("tokens", ("hash",)),
     "projects": Watch("projects", ("_id",)),
     "environments": Watch("environments", ("_id",)),
-    "executions": Watch("executions", ("_id",)),
+    # the execution lists' counts are computed from these fields (Store.page)
+    "executions": Watch(
+        "executions",
+        ("_id",),
+        summaries=("counts",),
+        summary_fields=(
+            "project",
+            "deleted",
+            "status",
+            "counter",
+            "creator",
+            "step",
+            "environment",
+        ),
+    ),
     # a metadata entry changes its execution's merged metadata; a membership's absence is kept
     "metadata": Watch("metadata", ("execution",), inserts=True),
     "memberships": Watch("memberships", ("project", "user"), inserts=True),
@@ -224,9 +239,21 @@ class Store:
             total += await self._count(collection, part)
         return total
 
-    async def _count(self, collection: AsyncCollection, query: Doc) -> int:
-        answer = await self.db.command({"count": collection.name, "query": self.indexed(query)})
-        return int(answer.get("n", 0))
+    async def _count(self, collection: AsyncCollection, query: Doc, cached: bool = False) -> int:
+        async def ask() -> int:
+            answer = await self.db.command({"count": collection.name, "query": self.indexed(query)})
+            return int(answer.get("n", 0))
+
+        watch = WATCHES.get(collection.name)
+        if (
+            cached
+            and watch
+            and "counts" in watch.summaries
+            and set(query) <= set(watch.summary_fields)
+        ):  # kept until a write may change it (master/cache.py): no stale count
+            key = json.dumps([collection.name, query], sort_keys=True, default=str)
+            return int(await self.cache.load("counts", key, ask))
+        return await ask()
 
     async def page(
         self,
@@ -244,7 +271,8 @@ class Store:
         a count, asked so that indexes answer (docs/performance.md): an ``$in`` of scalars,
         which nx-27017 answers by scanning, becomes one indexed find per value (:meth:`split`),
         each sorted and cut at ``offset + limit``, merged here. The count is asked only when
-        the page does not tell it: a page ending short of ``limit`` ends the list.
+        the page does not tell it: a page ending short of ``limit`` ends the list; and kept in
+        the read cache (``counts``), which every write that may change one drops.
         ``limit`` must be positive.
         """
         parts = self.split(query, max_split)
@@ -253,7 +281,7 @@ class Store:
             docs = [d async for d in cursor.skip(offset).limit(limit)]
             if 0 < len(docs) < limit or (offset == 0 and not docs):
                 return docs, offset + len(docs)
-            return docs, await self._count(collection, parts[0])
+            return docs, await self._count(collection, parts[0], cached=True)
         window = offset + limit
         found: list[list[Doc]] = []
         total = 0
@@ -261,7 +289,7 @@ class Store:
             cursor = collection.find(self.indexed(part)).sort(key, direction).limit(window)
             docs = [d async for d in cursor]
             found.append(docs)
-            total += len(docs) if len(docs) < window else await self._count(collection, part)
+            total += len(docs) if len(docs) < window else await self._count(collection, part, True)
         merged = heapq.merge(*found, key=lambda d: sort_value(d.get(key)), reverse=direction < 0)
         return list(itertools.islice(merged, offset, window)), total
 
