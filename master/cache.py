@@ -62,24 +62,53 @@ class ReadCache:
         self.live = False  # the pub/sub subscription is up: see set_live
         self.origin = uuid.uuid4().hex  # this process's own messages come back: skip them
         self.publisher: Callable[[str], Awaitable[Any]] | None = None
-        self._spaces: dict[str, OrderedDict[Any, tuple[float, Any]]] = {}
+        self._spaces: dict[str, OrderedDict[Any, tuple[float, Any, int]]] = {}
         self._epochs: dict[str, int] = {}
+        self._serials = itertools.count(1)  # each entry's version: never reused in a process
 
     # --- reads -----------------------------------------------------------------------------------
 
-    def get(self, namespace: str, key: Any) -> Any:
-        """The cached value, or :data:`MISSING`."""
+    def _entry(self, namespace: str, key: Any) -> tuple[float, Any, int] | None:
         space = self._spaces.get(namespace)
         if space is None or not self.live:
-            return MISSING
+            return None
         entry = space.get(key)
         if entry is None:
-            return MISSING
+            return None
         if entry[0] < time.monotonic():
             del space[key]
-            return MISSING
+            return None
         space.move_to_end(key)
-        return entry[1]
+        return entry
+
+    def get(self, namespace: str, key: Any) -> Any:
+        """The cached value, or :data:`MISSING`."""
+        entry = self._entry(namespace, key)
+        return MISSING if entry is None else entry[1]
+
+    def serial(self, namespace: str, key: Any) -> int | None:
+        """The version of the entry cached for ``key`` (``None``: none is): a number no other
+        entry of this process ever had, so it names this exact content."""
+        entry = self._entry(namespace, key)
+        return None if entry is None else entry[2]
+
+    def version(self, namespace: str, key: Any, value: Any) -> int | None:
+        """The entry's :meth:`serial` if it holds a value equal to ``value``, else ``None``."""
+        entry = self._entry(namespace, key)
+        return entry[2] if entry is not None and entry[1] == value else None
+
+    def remember(self, namespace: str, key: Any, value: Any) -> None:
+        """Keep a value derived from versioned entries, its key naming their versions (see
+        :meth:`serial`): it needs no invalidation, a change makes new versions and a new key."""
+        if self.ttl > 0 and self.live:
+            self._put(namespace, key, value)
+
+    def _put(self, namespace: str, key: Any, value: Any) -> None:
+        space = self._spaces.setdefault(namespace, OrderedDict())
+        space[key] = (time.monotonic() + self.ttl, value, next(self._serials))
+        space.move_to_end(key)
+        if len(space) > self.size:
+            space.popitem(last=False)
 
     async def load(self, namespace: str, key: Any, loader: Loader, keep_none: bool = False) -> Any:
         """The cached value, else ``await loader()`` (kept unless a write came meanwhile).
@@ -98,11 +127,7 @@ class ReadCache:
             and self._epochs[namespace] == epoch
             and (value is not None or keep_none)
         ):
-            space = self._spaces.setdefault(namespace, OrderedDict())
-            space[key] = (time.monotonic() + self.ttl, value)
-            space.move_to_end(key)
-            if len(space) > self.size:
-                space.popitem(last=False)
+            self._put(namespace, key, value)
         return value
 
     # --- invalidation ----------------------------------------------------------------------------

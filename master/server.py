@@ -80,8 +80,10 @@ class Master:
         )
         self.scheduler = Scheduler(ctx, lifecycle)
         self.deployments = Deployments(ctx)
+        api = build_routes(self.config.base_url)
         self.app = Application(
-            web_routes(self.config.base_url) + build_routes(self.config.base_url),
+            # the API first (its paths are none of the pages'), its catch-all last
+            api[:-1] + web_routes(self.config.base_url) + api[-1:],
             master=self,
             services=self.services,
             deployments=self.deployments,

@@ -20,6 +20,8 @@ from jupyter_valohai.errors import (
     ValohaiError,
 )
 
+from ..services.describe import encode_json
+
 if TYPE_CHECKING:
     from jupyter_valohai.stores import ArtifactStore
 
@@ -159,9 +161,13 @@ class BaseHandler(RequestHandler):
     # --- output ---------------------------------------------------------------------------------
 
     def write_json(self, data: Any, status: int = 200) -> None:
+        self.write_json_bytes(encode_json(data), status)
+
+    def write_json_bytes(self, body: bytes, status: int = 200) -> None:
+        """Answer JSON already encoded (see :func:`master.services.describe.encode_json`)."""
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(data, default=str))
+        self.finish(body)
 
     async def stream_object(
         self, key: str, filename: str, content_type: str, store: ArtifactStore | None = None

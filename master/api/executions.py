@@ -38,7 +38,7 @@ class ExecutionHandler(BaseHandler):
     async def get(self, ref: str) -> None:
         doc = await self.execution_for(ref)
         exclude = set(filter(None, (self.arg("exclude") or "").split(",")))
-        self.write_json(await Describer(self.ctx, self.base).execution(doc, exclude))
+        self.write_json_bytes(await Describer(self.ctx, self.base).execution_json(doc, exclude))
 
 
 class StopHandler(BaseHandler):

@@ -24,6 +24,7 @@ from . import (
     workers,
 )
 from .base import BaseHandler, NotFoundHandler
+from .router import nest
 
 
 @dataclass(frozen=True)
@@ -368,9 +369,10 @@ class OpenAPIHandler(BaseHandler):
 ROUTES.append(R(f"{V0}/openapi.json", OpenAPIHandler, get="This description"))
 
 
-def build_routes(base_url: str = "/") -> list[tuple[str, type[RequestHandler]]]:
+def build_routes(base_url: str = "/") -> list[Any]:
     """Return Tornado's (pattern, handler) list, under ``base_url``."""
     prefix = "/" + base_url.strip("/") if base_url.strip("/") else ""
-    table: list[tuple[str, type[RequestHandler]]] = [(r.pattern(prefix), r.handler) for r in ROUTES]
+    # nested by their first path segments (master/api/router.py): the same matching, fewer tries
+    table: list[Any] = nest([(r.path, r.pattern(prefix), r.handler) for r in ROUTES], prefix)
     table.append((r".*", NotFoundHandler))
     return table

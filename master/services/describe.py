@@ -5,18 +5,36 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import json
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from jupyter_valohai.models import INCOMPLETE_STATUSES, QUEUED, isoformat, utcnow
+from jupyter_valohai.models import (
+    INCOMPLETE_STATUSES,
+    QUEUED,
+    TERMINAL_STATUSES,
+    isoformat,
+    utcnow,
+)
 
+from ..cache import MISSING
 from ..context import Context
 from ..scaling.reasons import queue_positions, waiting_reason
 from ..scaling.workers import WorkerRegistry
 from ..store import Doc, as_dt
 from .common import seconds_between
 from .progress import describe_cells
+
+#: The read cache's namespace of described executions (JSON bytes), keyed by versions.
+DESCRIBED = "described-executions"
+
+_encoder = json.JSONEncoder(default=str)
+
+
+def encode_json(data: Any) -> bytes:
+    """``data`` as the API's JSON (what ``json.dumps(data, default=str)`` writes), UTF-8."""
+    return _encoder.encode(data).encode("utf-8")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -49,6 +67,7 @@ class Describer:
         self._cache: dict[tuple[str, str], Doc] = {}
         self._workers: dict[str, list[Doc]] = {}  # environment id -> its live workers
         self._positions: dict[str, int | None] = {}  # queued execution id -> place in its queue
+        self._metadata: dict[str, dict[str, Any]] = {}  # execution id -> merged metadata shown
 
     async def _lookup(self, collection: str, doc_id: str) -> Doc:
         key = (collection, doc_id)
@@ -67,7 +86,9 @@ class Describer:
                     merged.update(entry["data"])
             return merged
 
-        return dict(await self.ctx.store.cache.load("metadata", execution_id, load))
+        merged = dict(await self.ctx.store.cache.load("metadata", execution_id, load))
+        self._metadata[execution_id] = merged
+        return merged
 
     async def metadata_entries(self, execution_id: str) -> list[dict[str, Any]]:
         cursor = self.ctx.store.metadata.find({"execution": execution_id}).sort("_id", 1)
@@ -87,6 +108,54 @@ class Describer:
         with contextlib.suppress(RedisError):  # if not, each execution's own lookup says why
             self._positions.update(await queue_positions(self.ctx, queued))
         return [await self.execution(d, exclude) for d in docs]
+
+    # --- one execution as JSON bytes, kept per version of what it is made of --------------------
+
+    def _versions(self, doc: Doc, exclude: set[str], used: bool) -> tuple[Any, ...] | None:
+        """The key of an execution's described bytes: the versions (master/cache.py serials) of
+        the execution, its project, environment, creator and merged metadata, the link base and
+        ``exclude``. With ``used``, the versions of the documents this Describer just described
+        it from (each still cached and equal); else of those cached now. ``None``: some are not
+        cached, or the description changes by itself (``duration`` and ``waiting_reason`` of an
+        unfinished execution)."""
+        if doc.get("status") not in TERMINAL_STATUSES:
+            return None
+        cache = self.ctx.store.cache
+        eid = doc["_id"]
+        parts: list[Any] = [cache.version("executions", eid, doc)]
+        for collection, field in (
+            ("projects", "project"),
+            ("environments", "environment"),
+            ("users", "creator"),
+        ):
+            ref = str(doc.get(field))
+            if used:
+                parts.append(cache.version(collection, ref, self._cache.get((collection, ref))))
+            else:
+                parts.append(cache.serial(collection, ref))
+        if "metadata" not in exclude and doc.get("has_metadata", True):
+            if used:
+                parts.append(cache.version("metadata", eid, self._metadata.get(eid)))
+            else:
+                parts.append(cache.serial("metadata", eid))
+        if None in parts:
+            return None
+        return (eid, self.base, tuple(sorted(exclude)), *parts)
+
+    async def execution_json(self, doc: Doc, exclude: set[str] | None = None) -> bytes:
+        """:meth:`execution` as the UTF-8 JSON an API answer carries; a finished execution's
+        bytes are kept for as long as nothing they are made of changes (any write to one of
+        those documents gives it a new version, hence a new key)."""
+        exclude = exclude or set()
+        cache = self.ctx.store.cache
+        key = self._versions(doc, exclude, used=False)
+        if key is not None and (body := cache.get(DESCRIBED, key)) is not MISSING:
+            return body  # type: ignore[no-any-return]
+        body = encode_json(await self.execution(doc, exclude))
+        key = self._versions(doc, exclude, used=True)
+        if key is not None:
+            cache.remember(DESCRIBED, key, body)
+        return body
 
     async def execution(self, doc: Doc, exclude: set[str] | None = None) -> dict[str, Any]:
         exclude = exclude or set()

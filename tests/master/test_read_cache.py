@@ -19,6 +19,7 @@ from mastertest import MasterClient, start_master
 from jupyter_valohai.models import new_token
 from master.cache import MISSING, ReadCache, cache_key
 from master.config import MasterConfig
+from master.services.describe import DESCRIBED
 from master.web.accounts import TOKEN_ID_CHARS, Accounts
 
 #: Longest wait for another master to see a change (its invalidation comes over pub/sub).
@@ -188,7 +189,19 @@ async def test_execution_changes_are_visible_at_once(master: MasterClient) -> No
         "POST", status, json={"attempt": spec["attempt"], "status": "complete"}
     )
     assert done.status_code == 200, done.text
-    assert (await master.execution(eid))["status"] == "complete"
+    finished = await master.execution(eid)
+    assert finished["status"] == "complete" and finished["metadata"] == {"loss": 0.25, "acc": 0.9}
+
+    # a finished execution's answer is kept as bytes, per version of what it is made of
+    cache = master.master.ctx.store.cache
+    assert await master.execution(eid) == finished
+    assert cache._spaces[DESCRIBED]  # (the answer above came from there)
+    env = f"/api/v0/environments/{finished['environment']['id']}/"
+    assert (await master.api("PATCH", env, json={"name": "Elsewhere"})).status_code == 200
+    assert (await master.execution(eid))["environment"]["name"] == "Elsewhere"
+    trimmed = await master.api("GET", f"/api/v0/executions/{eid}/", params={"exclude": "metadata"})
+    assert "metadata" not in trimmed.json() and trimmed.json()["status"] == "complete"
+    assert "metadata" in await master.execution(eid)
 
 
 async def test_project_and_environment_edits_are_visible_at_once(master: MasterClient) -> None:
