@@ -114,14 +114,24 @@ def execution_env(spec: Json, layout: Layout, base: dict[str, str] | None = None
 # --- in: code, inputs, config ----------------------------------------------------------------
 
 
-def fetch_code(client: AgentClient, spec: Json, layout: Layout) -> None:
-    """Download the code tarball and extract it (safely) into ``repository/``."""
+def fetch_code(
+    client: AgentClient, spec: Json, layout: Layout, fetcher: InputFetcher | None = None
+) -> None:
+    """Download the code tarball and extract it (safely) into ``repository/``.
+
+    The archive's SHA-256 (``code_sha256`` of the spec) names it in the worker's cache: an
+    agent running the same commit again extracts its copy and does not download it again.
+    """
     url = spec.get("code_url")
     if not url:
         return
     archive = os.path.join(layout.root, "code.tgz")
+    sha256 = spec.get("code_sha256")
     try:
-        client.download_code(str(url), archive)
+        if fetcher is not None and fetcher.cache is not None and sha256:
+            fetcher.fetch(client, "Code: ", {"sha256": str(sha256)}, str(url), archive)
+        else:
+            client.download_code(str(url), archive)
         safe_extract(archive, layout.repository)
     finally:
         if os.path.exists(archive):

@@ -57,6 +57,12 @@ class AgentLoop(LoggingConfigurable):
     gpus = Int(0, help="GPUs this worker has (reported to the master).")
     self_upgrade = Bool(False, help="Install the master's newer agent release between executions.")
     drain_poll = Float(5.0, help="Seconds between check-ins while drained.")
+    check_in_interval = Float(
+        10.0,
+        help="Right after an execution, the next claim goes without a check-in when the last "
+        "one is younger than this (the claim itself marks the worker alive and refuses a "
+        "drained one); an idle agent checks in before every claim.",
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -64,6 +70,8 @@ class AgentLoop(LoggingConfigurable):
         self.shutdown = threading.Event()
         self._job: Job | None = None
         self._idle = False
+        self._checked_in = float("-inf")  # monotonic time of the last check-in
+        self._ran = False  # the last claim brought an execution
 
     @property
     def worker(self) -> Json:
@@ -82,10 +90,11 @@ class AgentLoop(LoggingConfigurable):
         delay = 0.5
         while not self.shutdown.is_set():
             try:
-                if not self._check_in():
+                if self._check_in_due() and not self._check_in():
                     self.shutdown.wait(self.drain_poll)
                     continue
                 spec = self._claim()
+                self._ran = spec is not None
             except _Interrupted:
                 break
             except (MasterUnreachable, NotAuthenticated, ValohaiError) as exc:
@@ -105,9 +114,16 @@ class AgentLoop(LoggingConfigurable):
                 break
         return 0
 
+    def _check_in_due(self) -> bool:
+        """Whether to check in before this claim: always, unless an execution just ended and
+        the last check-in is recent (a busy agent then checks in every ``check_in_interval``;
+        a claim that brings nothing, as a drained agent's does, makes the next one due)."""
+        return not self._ran or time.monotonic() - self._checked_in >= self.check_in_interval
+
     def _check_in(self) -> bool:
         """Tell the master we are idle; return whether to claim (False while drained)."""
         answer = self.client.check_in(self.worker)
+        self._checked_in = time.monotonic()
         if answer.get("drain"):
             if not getattr(self, "_drained", False):
                 self.log.info("Drained by the master: claiming nothing more")
@@ -194,7 +210,7 @@ class AgentLoop(LoggingConfigurable):
 
     def _run(self, job: Job, layout: io.Layout) -> Result:
         try:
-            io.fetch_code(self.client, job.spec, layout)
+            io.fetch_code(self.client, job.spec, layout, self.input_fetcher)
             inputs = io.fetch_inputs(self.client, job.spec, layout, self.input_fetcher)
             io.write_config(job.spec, layout, inputs)
         except StaleAttempt:

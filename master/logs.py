@@ -122,23 +122,31 @@ class LogService:
         masker = await self.masker_for(execution_id)
         return [{**e, "message": masker.mask(str(e.get("message") or ""))} for e in events]
 
-    async def append(self, execution_id: str, events: list[Event], counted: bool = False) -> None:
+    async def append(
+        self,
+        execution_id: str,
+        events: list[Event],
+        counted: bool = False,
+        before: int | None = None,
+    ) -> None:
         """Add events (``stream``, ``message``, ``time``) and notify live viewers.
 
         ``counted``: the execution's event count already includes these (set at its creation).
+        ``before``: the caller counted them in its own update of the execution (a status change
+        does, in its compare-and-set) and this was the count before them.
         """
         if not events:
             return
         events = await self._masked(execution_id, events)
         key = stream_key(execution_id)
-        if self.count_events is not None and not counted:
+        if before is None and self.count_events is not None and not counted:
             before = await self.count_events(execution_id, len(events))
-            if before and not await self.redis.exists(key):
-                gap = (
-                    f"{before} earlier log events of this execution were lost (the live log "
-                    "store restarted); the log has a gap here"
-                )
-                events = [{"stream": "status", "message": gap}, *events]
+        if before and not await self.redis.exists(key):
+            gap = (
+                f"{before} earlier log events of this execution were lost (the live log "
+                "store restarted); the log has a gap here"
+            )
+            events = [{"stream": "status", "message": gap}, *events]
         pipe = self.redis.pipeline(transaction=False)
         for event in events:
             pipe.xadd(
@@ -154,11 +162,13 @@ class LogService:
         await pipe.execute()
         await self.notifier.publish(event_topic(execution_id))
 
-    async def status(self, execution_id: str, message: str, counted: bool = False) -> None:
+    async def status(
+        self, execution_id: str, message: str, counted: bool = False, before: int | None = None
+    ) -> None:
         """Record a status event such as "Execution queued" (one line, control characters
         escaped: messages carry values from agents and users)."""
         event = {"stream": "status", "message": neutralize(message)}
-        await self.append(execution_id, [event], counted)
+        await self.append(execution_id, [event], counted, before)
 
     async def live(self, execution_id: str, after: str | None = None) -> list[Event]:
         """Return the events still in Redis, those after event id ``after`` if given.
@@ -209,16 +219,21 @@ class LogService:
             return [e for e in events_or_none if id_tuple(e["id"]) > bound]
         return events_or_none
 
-    async def archive(self, execution_id: str) -> int:
-        """Move the live events to ``logs/<id>.jsonl.gz`` and delete the Redis stream."""
+    async def archive(self, execution_id: str, written: int | None = None) -> int:
+        """Move the live events to ``logs/<id>.jsonl.gz`` and delete the Redis stream.
+
+        ``written``: the execution's durable event count if the caller has it at hand.
+        """
         events = await self.live(execution_id)
         existing = await self.archived(execution_id)
         if existing:
             seen = {e["id"] for e in existing}
             events = existing + [e for e in events if e["id"] not in seen]
-        elif self.count_events is not None:
-            written = await self.count_events(execution_id, 0)
-            if written > len(events):  # Redis lost events (restarted) since the last append
+        elif written is not None or self.count_events is not None:
+            if written is None and self.count_events is not None:
+                written = await self.count_events(execution_id, 0)
+            # Redis lost events (restarted) since the last append
+            if written is not None and written > len(events):
                 gap = (
                     f"{written - len(events)} log events of this execution were lost (the live "
                     "log store restarted); the log has a gap here"

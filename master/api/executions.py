@@ -9,6 +9,7 @@ from ..services.common import page, page_params
 from ..services.describe import Describer
 from ..services.members import EDITOR
 from ..services.progress import parse_streams
+from ..store import Doc
 from .base import BaseHandler
 from .sse import follow_log, public_event
 
@@ -28,8 +29,12 @@ class ExecutionsHandler(BaseHandler):
         )
 
     async def post(self) -> None:
-        doc = await self.services.executions.create(self.user, self.body())
-        described = await Describer(self.ctx, self.base).execution(doc)
+        known: dict[str, Doc] = {"users": self.user}
+        doc = await self.services.executions.create(self.user, self.body(), known)
+        describer = Describer(self.ctx, self.base)
+        for collection, read in known.items():  # read by the submit: not again for its answer
+            describer.know(collection, read)
+        described = await describer.execution(doc)
         self.set_header("Location", described["url"])
         self.write_json(described, 201)
 

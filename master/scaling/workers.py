@@ -13,6 +13,8 @@ import re
 import time
 from typing import Any
 
+from pymongo import ReturnDocument
+
 from jupyter_valohai.errors import InvalidInput, NotFound
 from jupyter_valohai.models import STARTED, STOPPING, isoformat
 
@@ -82,20 +84,23 @@ class WorkerRegistry:
             "last_seen": now,
             "stopped": False,
         }
-        await self.docs.update_one(
+        # One round trip: the upsert answers with the document (its drain flag included).
+        doc: Doc = await self.docs.find_one_and_update(  # type: ignore[assignment]
             {"_id": key},
             {
                 "$set": sets,
                 "$setOnInsert": {"first_seen": now, "idle_since": now, "drain": False},
             },
             upsert=True,
+            return_document=ReturnDocument.AFTER,
         )
-        if idle:  # a claiming agent runs nothing: whatever it ran has ended
+        if idle and doc.get("execution") is not None:
+            # A claiming agent runs nothing: whatever it ran has ended (without its final status).
             await self.docs.update_one(
                 {"_id": key, "execution": {"$ne": None}},
                 {"$set": {"execution": None, "idle_since": now}},
             )
-        doc: Doc = await self.docs.find_one({"_id": key})  # type: ignore[assignment]
+            doc = {**doc, "execution": None, "idle_since": now}
         return doc
 
     async def may_claim(self, env: Doc, worker: Any) -> bool:

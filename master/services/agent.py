@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import logging
 import posixpath
+import re
 import time
 from typing import Any
 from urllib.parse import urlencode, urlparse
@@ -35,6 +36,7 @@ from .registries import RegistryCredentialService
 log = logging.getLogger(__name__)
 
 RUNNING = [STARTED, STOPPING]
+CODE_KEY = re.compile(r"code/([0-9a-f]{64})\.tgz")
 MAX_EVENTS_PER_CALL = 10_000
 
 
@@ -70,7 +72,7 @@ class AgentService:
         """Return the spec of the next execution of ``env``, waiting up to ``wait`` seconds."""
         wait = min(max(wait, 0.0), self.ctx.config.max_claim_wait)
         await self.ctx.queues.seen(env["_id"], worker)
-        await self.workers.check_in(env, worker)
+        checked_in: Doc | None = await self.workers.check_in(env, worker)
         if not fits(env, worker):  # fewer GPUs than the group asks for: it runs nothing of it
             await asyncio.sleep(wait)
             return None
@@ -79,13 +81,21 @@ class AgentService:
         while True:
             # Register before looking, so a submit between the look and the wait is not missed.
             fut = self.ctx.notifier.waiter(topic)
-            if not await self.workers.may_claim(env, worker):  # draining: nothing more for it
+            # Draining: nothing more for it. The check-in just read the flag; after a wait,
+            # read it again (a drain wakes this waiter).
+            draining = (
+                bool(checked_in.get("drain"))
+                if checked_in is not None
+                else not await self.workers.may_claim(env, worker)
+            )
+            checked_in = None
+            if draining:
                 self.ctx.notifier.discard(topic, fut)
                 return None
             doc = await self._try_claim(env, worker)
             if doc is not None:
                 self.ctx.notifier.discard(topic, fut)
-                return await self.spec(doc)
+                return await self.spec(doc, env)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.ctx.notifier.discard(topic, fut)
@@ -112,7 +122,8 @@ class AgentService:
                         "cell_progress": {},  # a new attempt runs the notebook afresh
                         "current_cell": None,
                     },
-                    "$inc": {"attempt": 1},
+                    # The "started" status event below is counted in the same update.
+                    "$inc": {"attempt": 1, "log_events": 1},
                     "$push": {"history": history_entry(STARTED, None)},
                 },
             )
@@ -121,12 +132,16 @@ class AgentService:
             await self.workers.started(env["_id"], worker, execution_id)
             name = worker.get("name") or worker.get("id") or "an agent"
             await self.ctx.logs.status(
-                execution_id, f"Execution started on {name} (attempt {doc['attempt']})"
+                execution_id,
+                f"Execution started on {name} (attempt {doc['attempt']})",
+                before=int(doc.get("log_events") or 1) - 1,
             )
             await self.ctx.feed.changed(doc["project"], execution_id)
             return doc
 
-    async def spec(self, doc: Doc) -> dict[str, Any]:
+    async def spec(self, doc: Doc, env: Doc | None = None) -> dict[str, Any]:
+        """The claim's answer. ``env``: the claiming agent's environment, already read by its
+        authentication (the execution is of that environment: it came from its queue)."""
         project = await self.ctx.store.projects.find_one({"_id": doc["project"]}) or {}
         inputs: dict[str, list[dict[str, Any]]] = {}
         for name, uris in (doc.get("resolved_inputs") or doc.get("inputs", {})).items():
@@ -152,12 +167,15 @@ class AgentService:
             },
             "time_limit": doc.get("time_limit", 0),
             "code_url": f"/api/agent/executions/{doc['_id']}/code?attempt={doc['attempt']}",
+            # The archive is content-addressed (``code/<sha256>.tgz``): agents cache it by this.
+            "code_sha256": _code_sha256(doc.get("code_key")),
             "lease_seconds": cfg.lease_seconds,
             "heartbeat_seconds": cfg.heartbeat_seconds,
         }
         # The worker group's resource requests (cpus, memory_mb, gpus): the Docker runtime
         # turns them into container limits and GPU device requests.
-        env = await self.ctx.store.environments.find_one({"_id": doc.get("environment")}) or {}
+        if env is None or env.get("_id") != doc.get("environment"):
+            env = await self.ctx.store.environments.find_one({"_id": doc.get("environment")}) or {}
         spec["environment"] = {
             "id": env.get("_id"),
             "name": env.get("name", ""),
@@ -317,8 +335,11 @@ class AgentService:
             raise InvalidInput(f"status must be one of {', '.join(sorted(AGENT_FINAL_STATUSES))}.")
         execution = await self.fenced(env, execution_id, attempt)
         # Outputs are registered by now: make the dataset versions they ask for (valohai-utils).
-        for line in await DatumService(self.ctx).make_versions(execution):
-            await self.ctx.logs.status(execution_id, line)
+        # An execution that registered none (``has_outputs`` is set by the registration) has
+        # nothing to look up.
+        if execution.get("has_outputs", True):  # absent: an execution older than the flag
+            for line in await DatumService(self.ctx).make_versions(execution):
+                await self.ctx.logs.status(execution_id, line)
         masker = await self.ctx.secrets.masker(execution_id, execution)
         message = masker.mask(str(message or ""))
         text = f"Execution {status}"
@@ -339,6 +360,11 @@ class AgentService:
             raise stale(execution_id)
         await self.workers.finished(env["_id"], doc.get("worker"), execution_id)
         return {"status": doc["status"]}
+
+
+def _code_sha256(key: Any) -> str | None:
+    match = CODE_KEY.fullmatch(str(key or ""))
+    return match.group(1) if match else None
 
 
 def _parse_time(value: Any) -> dt.datetime:

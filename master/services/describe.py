@@ -69,6 +69,10 @@ class Describer:
         self._positions: dict[str, int | None] = {}  # queued execution id -> place in its queue
         self._metadata: dict[str, dict[str, Any]] = {}  # execution id -> merged metadata shown
 
+    def know(self, collection: str, doc: Doc) -> None:
+        """Describe with ``doc`` (of ``collection``), which the caller has just read."""
+        self._cache[(collection, doc["_id"])] = doc
+
     async def _lookup(self, collection: str, doc_id: str) -> Doc:
         key = (collection, doc_id)
         if key not in self._cache:

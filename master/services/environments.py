@@ -63,7 +63,10 @@ class EnvironmentService:
         return env
 
     async def default(self) -> Doc:
-        return await self.ensure(self.ctx.config.default_environment)
+        # Read first: the upsert (a write) only when the default group is missing.
+        slug = self.ctx.config.default_environment
+        env: Doc | None = await self.ctx.store.environments.find_one({"slug": slug})
+        return env or await self.ensure(slug)
 
     async def resolve(self, ref: Any) -> Doc:
         """Return the environment named by id or slug (absent or PROJECT_DEFAULT: the default)."""

@@ -69,8 +69,12 @@ class ExecutionService:
         self.environments = environments
         self.lifecycle = lifecycle
 
-    async def create(self, user: Doc, body: Any) -> Doc:
-        """Validate every field first, then write: a refused request leaves nothing behind."""
+    async def create(self, user: Doc, body: Any, known: dict[str, Doc] | None = None) -> Doc:
+        """Validate every field first, then write: a refused request leaves nothing behind.
+
+        ``known`` (if given) receives the project and environment read on the way, by
+        collection name, for the caller's answer.
+        """
         if not isinstance(body, dict):
             raise InvalidInput("The request body must be a JSON object.")
         for key in ("project", "commit", "step"):
@@ -140,6 +144,7 @@ class ExecutionService:
             "deleted": False,
             "logs_archived": False,
             "has_metadata": False,  # set by the first metadata entry (see Describer)
+            "has_outputs": False,  # set by the first output registered (see OutputService)
             "runtime_config": body.get("runtime_config") or {},
             "history": [history_entry(QUEUED, 0)],
             # The two status events below, counted before they are written: if the master dies
@@ -148,7 +153,11 @@ class ExecutionService:
             **sealed,
         }
         await self.ctx.store.executions.insert_one(doc)
-        await DatumService(self.ctx).record_consumption(doc)
+        if known is not None:
+            known.update(projects=project, environments=environment)
+        if consumed:
+            await DatumService(self.ctx).record_consumption(doc)
+        await self.ctx.secrets.masker(doc["_id"], doc)  # known now: no read for its first event
         try:  # Redis is derived state: if it is away, the reconciler queues the execution later
             queued = f"Execution queued in {environment['name']}"
             await self.ctx.logs.status(doc["_id"], "Execution created", counted=True)

@@ -62,10 +62,13 @@ class Lifecycle:
         if unsets:
             update["$unset"] = {key: "" for key in unsets}
         update["$push"] = {"history": history_entry(to_status, attempt)}
+        update["$inc"] = {"log_events": 1}  # the status event below, counted in the same write
         doc = await self.ctx.store.cas_execution(execution_id, from_statuses, attempt, update)
         if doc is None:
             return None
-        await self.ctx.logs.status(execution_id, message)
+        await self.ctx.logs.status(
+            execution_id, message, before=int(doc.get("log_events") or 1) - 1
+        )
         await self.ctx.feed.changed(doc["project"], execution_id)
         if to_status in TERMINAL_STATUSES:
             await self.finish(doc)
@@ -80,7 +83,10 @@ class Lifecycle:
             )
             await self.ctx.logs.append(execution["_id"], Masker.flush(carry))
         try:
-            await self.ctx.logs.archive(execution["_id"])
+            written = execution.get("log_events")
+            await self.ctx.logs.archive(
+                execution["_id"], int(written) if isinstance(written, int) else None
+            )
         except Exception:  # the reaper's sweep retries executions whose logs are not archived
             log.exception("could not archive the logs of %s", execution["_id"])
             return

@@ -223,7 +223,11 @@ class OutputService:
             checked.append((name, upload, metadata))
         # Renewing the lease right before writing: a zombie attempt (its lease lapsed, the
         # execution queued again) is refused here and never registers an output.
-        execution = await self.agent.renew(env, execution_id, attempt)
+        # ``has_outputs`` in the same update: the final status looks for dataset versions to
+        # make only in executions that registered outputs.
+        execution = await self.agent.renew(
+            env, execution_id, attempt, {"has_outputs": True} if checked else None
+        )
         datums = []
         for name, upload, metadata in checked:
             datums.append(await self._upsert_datum(execution, attempt, name, upload, metadata))

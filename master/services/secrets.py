@@ -238,7 +238,8 @@ class SecretService:
         if cached is not None:
             self._maskers.move_to_end(execution_id)
             return cached
-        if execution is None or "sealed_secrets" not in execution:
+        # A whole execution document (it has a status) without sealed secrets has none.
+        if execution is None or ("sealed_secrets" not in execution and "status" not in execution):
             execution = await self.ctx.store.executions.find_one(
                 {"_id": execution_id}, {"sealed_secrets": 1}
             )
