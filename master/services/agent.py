@@ -142,7 +142,7 @@ class AgentService:
     async def spec(self, doc: Doc, env: Doc | None = None) -> dict[str, Any]:
         """The claim's answer. ``env``: the claiming agent's environment, already read by its
         authentication (the execution is of that environment: it came from its queue)."""
-        project = await self.ctx.store.projects.find_one({"_id": doc["project"]}) or {}
+        project = await self.ctx.store.by_id("projects", doc["project"]) or {}
         inputs: dict[str, list[dict[str, Any]]] = {}
         for name, uris in (doc.get("resolved_inputs") or doc.get("inputs", {})).items():
             inputs[name] = [await self._input_file(uri, doc) for uri in uris]

@@ -32,6 +32,10 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "env"
 
 
+#: (store, slug) -> the default group's id, per process (an environment's slug never changes).
+_DEFAULT_IDS: dict[tuple[int, str], str] = {}
+
+
 class EnvironmentService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -63,10 +67,17 @@ class EnvironmentService:
         return env
 
     async def default(self) -> Doc:
-        # Read first: the upsert (a write) only when the default group is missing.
+        """The default group: by its id once known (a slug never changes; the document comes
+        from the read cache), else read by slug, and created (an upsert) only if missing."""
         slug = self.ctx.config.default_environment
-        env: Doc | None = await self.ctx.store.environments.find_one({"slug": slug})
-        return env or await self.ensure(slug)
+        known = _DEFAULT_IDS.get((id(self.ctx.store), slug))
+        env = await self.get(known) if known else None
+        if env is None or env.get("slug") != slug:
+            env = await self.ctx.store.environments.find_one({"slug": slug}) or await self.ensure(
+                slug
+            )
+            _DEFAULT_IDS[(id(self.ctx.store), slug)] = env["_id"]
+        return env
 
     async def resolve(self, ref: Any) -> Doc:
         """Return the environment named by id or slug (absent or PROJECT_DEFAULT: the default)."""
