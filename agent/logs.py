@@ -4,8 +4,9 @@ A sender thread flushes when ``flush_interval`` has passed since the oldest unse
 when the batch reaches ``batch_bytes``; a printed line therefore reaches the master within tens of
 milliseconds, and a chatty process still costs one request per batch, not one per line. While a
 request is in flight new lines wait, so batches grow with the master's latency. A line printed after
-a quiet spell (nothing sent for ``flush_interval``) goes at once, with whatever came with it: only
-lines that follow others closely wait for company.
+a quiet spell (no log line sent for ``flush_interval``) goes at once, with whatever came with it:
+only lines that follow other lines closely wait for company. Progress events (a notebook's cell
+starts and ends) do not count as company: a cell's first output goes at once after its start.
 
 A stdout line that is a JSON object is sent as a stdout event and as a metadata entry (Valohai's
 convention for metrics). Lines are sent as printed, newline and carriage returns included.
@@ -104,7 +105,7 @@ class LogShipper:
         self.lost = 0  # lines given up on; the next batch that gets through says how many
         self.progress_prefix = marker(progress_nonce) if progress_nonce else None
         self.flush_interval = flush_interval
-        self._last_flush = 0.0  # monotonic end of the last send
+        self._last_flush = 0.0  # monotonic end of the last send that carried log lines
         self.batch_bytes = batch_bytes
         self.on_stop = on_stop
         self.on_stale = on_stale
@@ -201,7 +202,8 @@ class LogShipper:
                 batch.append(item)
                 size += len(item[1])
             self._flush(batch)
-            self._last_flush = time.monotonic()
+            if any(stream != "progress" for stream, _, _ in batch):
+                self._last_flush = time.monotonic()
 
     def _flush(self, batch: list[tuple[str, str, str]]) -> None:
         if self.stale:

@@ -435,7 +435,9 @@ def zygote_main(path: str, kernel_zygote: str | None) -> int:
     def run(request: dict[str, Any]) -> int:  # pragma: no cover - runs in the forked child
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         signal.signal(signal.SIGTERM, _on_sigterm)
-        args = parse_args([str(a) for a in request["args"]])
+        argv = [str(a) for a in request["args"]]
+        sys.argv = [sys.argv[0], *argv]
+        args = parse_args(argv)
         engine = {"kernel_manager_class": ipc_kernel_manager(kernel_zygote)}
         return _execute(args, str(request.get("nonce") or ""), engine)
 

@@ -55,6 +55,22 @@ def test_full_batch_is_sent_without_waiting_for_the_interval(peer) -> None:
     assert [m[:3] for m in messages] == [f"{i:03d}" for i in range(30)]  # order kept, none lost
 
 
+def test_a_cell_event_is_no_company_for_the_line_after_it(peer) -> None:
+    # A cell's first output follows its start event closely; it goes at once, not with the
+    # lines after it (which do wait: they follow a line).
+    shipper = _shipper(peer, flush_interval=5.0, batch_bytes=64 * 1024)
+    shipper.write("progress", '{"type": "cell", "state": "start"}')
+    peer.wait_for(lambda reqs: len(reqs) >= 1, timeout=4)
+    shipper.write("stdout", "first output\n")
+    peer.wait_for(lambda reqs: len(reqs) >= 2, timeout=4)  # not after the 5 s interval
+    shipper.write("stdout", "second\n")
+    shipper.write("stdout", "third\n")
+    shipper.close()
+    batches = [[e["message"] for e in r.json()["events"]] for r in peer.posts(EVENTS)]
+    assert batches[1] == ["first output\n"]
+    assert batches[2:] == [["second\n", "third\n"]]
+
+
 def test_json_object_lines_are_also_metadata(peer) -> None:
     shipper = _shipper(peer, flush_interval=0.02)
     for stream, line in [
