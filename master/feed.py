@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from .logs import id_tuple
-from .queue import PREFIX, Notifier
+from .queue import PREFIX, Notifier, channel
 
 #: Entries kept per project (approximately): enough for a viewer to resume after a reconnect.
 MAX_FEED_ENTRIES = 1000
@@ -41,13 +41,15 @@ class ExecutionFeed:
 
     async def changed(self, project_id: str, execution_id: str) -> None:
         """Record that an execution of ``project_id`` changed; wake the project's viewers."""
-        await self.redis.xadd(
+        pipe = self.redis.pipeline(transaction=False)  # one round trip, entry then notification
+        pipe.xadd(
             feed_key(project_id),
             {"execution": execution_id},
             maxlen=MAX_FEED_ENTRIES,
             approximate=True,
         )
-        await self.notifier.publish(feed_topic(project_id))
+        pipe.publish(channel(feed_topic(project_id)), "1")
+        await pipe.execute()
 
     async def last_id(self, project_id: str) -> str:
         """The newest entry's id (``0-0`` for an empty feed): where a fresh viewer resumes."""

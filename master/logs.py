@@ -22,7 +22,7 @@ from jupyter_valohai.errors import NotFound
 from jupyter_valohai.models import isoformat, utcnow
 from jupyter_valohai.stores import ArtifactStore
 
-from .queue import PREFIX, Notifier
+from .queue import PREFIX, Notifier, channel
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,8 @@ class LogService:
                 maxlen=self.max_events,
                 approximate=True,
             )
+        pipe.publish(channel(event_topic(execution_id)), "1")  # after the events, same trip
         await pipe.execute()
-        await self.notifier.publish(event_topic(execution_id))
 
     async def status(
         self, execution_id: str, message: str, counted: bool = False, before: int | None = None

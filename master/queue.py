@@ -26,6 +26,11 @@ PREFIX = "vh:"
 NOTIFY_PATTERN = PREFIX + "notify:*"
 
 
+def channel(topic: str) -> str:
+    """The pub/sub channel of a notification topic (see :class:`Notifier`)."""
+    return f"{PREFIX}notify:{topic}"
+
+
 def queue_key(environment_id: str) -> str:
     return f"{PREFIX}queue:{environment_id}"
 
@@ -144,7 +149,7 @@ class Notifier:
             self.discard(topic, fut)
 
     async def publish(self, topic: str, data: str = "1") -> None:
-        await self.redis.publish(f"{PREFIX}notify:{topic}", data)
+        await self.redis.publish(channel(topic), data)
 
 
 class ExecutionQueues:
@@ -163,13 +168,16 @@ class ExecutionQueues:
         notify: bool = True,
     ) -> bool:
         """Add an execution (no-op if it is there already); tell whether it was added."""
-        added = await self.redis.zadd(
+        # One round trip: the entry and its notification in a pipeline (in this order).
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(
             queue_key(environment_id),
             {execution_id: score(priority, ctime if ctime is not None else time.time())},
             nx=True,
         )
         if notify:
-            await self.notifier.publish(f"queue:{environment_id}")
+            pipe.publish(channel(f"queue:{environment_id}"), "1")
+        added = (await pipe.execute())[0]
         return bool(added)
 
     async def pop(self, environment_id: str) -> str | None:

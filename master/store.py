@@ -309,12 +309,14 @@ class Store:
         statuses: str | list[str],
         attempt: int | None,
         update: Doc,
+        match: Doc | None = None,
     ) -> Doc | None:
-        """Apply ``update`` only if the execution is in one of ``statuses`` (and at ``attempt``).
+        """Apply ``update`` only if the execution is in one of ``statuses`` (and at ``attempt``,
+        and matches ``match``).
 
         Returns the updated document, or ``None`` when someone else changed it first.
         """
-        query: Doc = {"_id": execution_id}
+        query: Doc = {**(match or {}), "_id": execution_id}
         query["status"] = statuses if isinstance(statuses, str) else {"$in": list(statuses)}
         if attempt is not None:
             query["attempt"] = attempt

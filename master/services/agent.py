@@ -333,29 +333,36 @@ class AgentService:
     ) -> dict[str, Any]:
         if status not in AGENT_FINAL_STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(sorted(AGENT_FINAL_STATUSES))}.")
-        execution = await self.fenced(env, execution_id, attempt)
-        # Outputs are registered by now: make the dataset versions they ask for (valohai-utils).
-        # An execution that registered none (``has_outputs`` is set by the registration) has
-        # nothing to look up.
-        if execution.get("has_outputs", True):  # absent: an execution older than the flag
-            for line in await DatumService(self.ctx).make_versions(execution):
-                await self.ctx.logs.status(execution_id, line)
-        masker = await self.ctx.secrets.masker(execution_id, execution)
-        message = masker.mask(str(message or ""))
-        text = f"Execution {status}"
-        if exit_code is not None:
-            text += f" (exit code {exit_code})"
-        if message:
-            text += f": {message}"
-        doc = await self.lifecycle.transition(
-            execution_id,
-            RUNNING,
-            attempt,
-            status,
-            text,
-            sets={"exit_code": exit_code, "message": str(message or "")},
-            unsets=["lease_expires"],
-        )
+
+        async def finish(execution: Doc | None, match: Doc | None) -> Doc | None:
+            masker = await self.ctx.secrets.masker(execution_id, execution)
+            masked = masker.mask(str(message or ""))
+            text = f"Execution {status}"
+            if exit_code is not None:
+                text += f" (exit code {exit_code})"
+            if masked:
+                text += f": {masked}"
+            return await self.lifecycle.transition(
+                execution_id,
+                RUNNING,
+                attempt,
+                status,
+                text,
+                sets={"exit_code": exit_code, "message": masked},
+                unsets=["lease_expires"],
+                match=match,
+            )
+
+        # An execution of this group that registered no outputs has no dataset versions to
+        # make first: its compare-and-set alone is the fence (no read before it).
+        doc = await finish(None, {"environment": env["_id"], "has_outputs": False})
+        if doc is None:
+            execution = await self.fenced(env, execution_id, attempt)
+            # Outputs are registered by now: make the dataset versions they ask for.
+            if execution.get("has_outputs", True):  # absent: an execution older than the flag
+                for line in await DatumService(self.ctx).make_versions(execution):
+                    await self.ctx.logs.status(execution_id, line)
+            doc = await finish(execution, None)
         if doc is None:
             raise stale(execution_id)
         await self.workers.finished(env["_id"], doc.get("worker"), execution_id)

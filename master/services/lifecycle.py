@@ -48,8 +48,10 @@ class Lifecycle:
         message: str,
         sets: dict[str, Any] | None = None,
         unsets: list[str] | None = None,
+        match: dict[str, Any] | None = None,
     ) -> Doc | None:
-        """CAS the execution from one of ``from_statuses`` (at ``attempt``) to ``to_status``.
+        """CAS the execution from one of ``from_statuses`` (at ``attempt``, matching ``match``)
+        to ``to_status``.
 
         Returns the updated execution, or ``None`` if it was not in that state any more.
         """
@@ -63,7 +65,9 @@ class Lifecycle:
             update["$unset"] = {key: "" for key in unsets}
         update["$push"] = {"history": history_entry(to_status, attempt)}
         update["$inc"] = {"log_events": 1}  # the status event below, counted in the same write
-        doc = await self.ctx.store.cas_execution(execution_id, from_statuses, attempt, update)
+        doc = await self.ctx.store.cas_execution(
+            execution_id, from_statuses, attempt, update, match
+        )
         if doc is None:
             return None
         await self.ctx.logs.status(
