@@ -112,6 +112,12 @@ class MasterApp(Application):
         help="Worker groups (environments) created or updated at start: a list of objects as "
         "POST /api/v0/environments/ takes (slug, name, provider, min_size, max_size, ...).",
     ).tag(config=True)
+    cache_seconds = Float(
+        5.0,
+        help="Longest life of an entry of the per-process read cache (tokens, users, projects, "
+        "memberships, environments, executions; writes drop entries at once in every master "
+        "process, this bounds what a write from outside the master leaves stale); 0: no cache.",
+    ).tag(config=True)
     agent_wheel = Unicode(
         help="The agent release new workers install: a wheel of this package, or a directory "
         "holding one (stored under agent/<version>/ in the artifact store)."
@@ -192,6 +198,7 @@ class MasterApp(Application):
             provider_settings={k: dict(v) for k, v in self.provider_settings.items()},
             worker_groups=[dict(g) for g in self.worker_groups],
             agent_wheel=self.agent_wheel,
+            cache_seconds=self.cache_seconds,
         )
 
     def start(self) -> None:

@@ -20,6 +20,7 @@ from .context import Context
 from .deploy.setup import Deployments
 from .feed import ExecutionFeed
 from .logs import LogService
+from .proxy import ProxyHeadersServer
 from .queue import ExecutionQueues, Notifier
 from .scaling.binaries import AgentReleases
 from .scaling.registry import ProviderRegistry
@@ -122,10 +123,8 @@ class Master:
             self._tasks.append(asyncio.create_task(self.scaler.run(), name="vh-scaler"))
 
     def listen(self, port: int, address: str = "127.0.0.1") -> HTTPServer:
-        self._server = HTTPServer(
-            self.app,
-            max_body_size=self.config.max_package_bytes + (1 << 20),
-            xheaders=True,
+        self._server = ProxyHeadersServer(  # Tornado's xheaders, paid only when sent
+            self.app, max_body_size=self.config.max_package_bytes + (1 << 20)
         )
         self._server.listen(port, address)
         if not self.scaler.master_url:  # workers it starts need to reach us

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+import requests
 from mastertest import MasterClient, start_master
 
 from jupyter_valohai.models import new_token
@@ -266,3 +267,25 @@ async def test_revoke_and_role_change_reach_the_other_master(
     accounts = Accounts(a.master.ctx, a.master.services.users)
     await accounts.revoke_token(user_id, (await accounts.tokens(user_id))[0]["id"])
     await eventually(lambda: b_answers(401), "b kept accepting a revoked token")
+
+
+# --- proxy headers (master/proxy.py): applied to the requests that carry them, and only those ----
+
+
+async def test_proxy_headers_apply_per_request(master: MasterClient) -> None:
+    project, commit = await master.setup_commit()
+    execution = await master.submit(project["id"], commit["identifier"])
+    path = f"{master.url}/api/v0/executions/{execution['id']}/"
+    auth = {"Authorization": f"Token {master.admin_token}"}
+
+    def get_urls() -> list[str]:
+        with requests.Session() as session:  # one keep-alive connection for all three
+            proxied = {**auth, "X-Forwarded-Proto": "https", "X-Real-Ip": "203.0.113.9"}
+            return [
+                session.get(path, headers=headers, timeout=30).json()["url"]
+                for headers in (auth, proxied, auth)
+            ]
+
+    plain, proxied, after = await asyncio.to_thread(get_urls)
+    assert plain.startswith("http://") and after == plain
+    assert proxied == "https://" + plain[len("http://") :]
