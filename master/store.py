@@ -22,7 +22,7 @@ from pymongo.errors import PyMongoError
 
 from jupyter_valohai.errors import ServiceUnavailable
 
-from .cache import ReadCache, Watch, WatchedCollection
+from .cache import MISSING, ReadCache, Watch, WatchedCollection
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +128,19 @@ class Store:
             raise ValueError(f"{collection!r} is not read through the cache")
         if not isinstance(doc_id, str) or not doc_id:
             return None
-        coll: AsyncCollection = getattr(self, collection)
-        doc = await self.cache.load(collection, doc_id, lambda: coll.find_one({"_id": doc_id}))
+        doc = self.cache.get(collection, doc_id)  # a hit costs no coroutine
+        if doc is MISSING:
+            coll: AsyncCollection = getattr(self, collection)
+            doc = await self.cache.load(collection, doc_id, lambda: coll.find_one({"_id": doc_id}))
         return dict(doc) if doc is not None else None
 
     async def token(self, token_hash: str) -> Doc | None:
         """The token record with this hash (a user's or a worker group's), cached by hash."""
-        doc = await self.cache.load(
-            "tokens", token_hash, lambda: self.tokens.find_one({"hash": token_hash})
-        )
+        doc = self.cache.get("tokens", token_hash)
+        if doc is MISSING:
+            doc = await self.cache.load(
+                "tokens", token_hash, lambda: self.tokens.find_one({"hash": token_hash})
+            )
         return dict(doc) if doc is not None else None
 
     async def setup(self) -> None:
