@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pymongo import ReturnDocument
 from redis.exceptions import RedisError
 
 from jupyter_valohai.errors import InvalidInput, NotFound, PermissionDenied, TooManyRequests
@@ -32,7 +33,7 @@ from ..context import Context
 from ..store import Doc, new_id
 from .datums import DatumService
 from .environments import EnvironmentService
-from .lifecycle import Lifecycle, history_entry
+from .lifecycle import Lifecycle, counter_key, history_entry
 from .members import EDITOR, VIEWER
 from .projects import ProjectService
 
@@ -109,10 +110,8 @@ class ExecutionService:
             raise InvalidInput("'time_limit' must not be negative.")
         notebook = notebook_path(step)
         commands = build_commands(step, parameters)
-        await self._check_in_flight(project)
-
+        counter = await self._allocate(project)  # the last check: a refusal writes nothing
         now = utcnow()
-        counter = await self.ctx.store.next_counter(f"executions:{project['_id']}")
         doc: Doc = {
             "_id": new_id("e"),
             "project": project["_id"],
@@ -175,12 +174,43 @@ class ExecutionService:
         execution reads what its creator saw; return those inputs and the consumed datum ids."""
         return await DatumService(self.ctx).resolve_inputs(project_id, inputs)
 
-    async def _check_in_flight(self, project: Doc) -> None:
+    async def _allocate(self, project: Doc) -> int:
+        """Check the project's in-flight limit and take the execution's counter.
+
+        The project's counter document also holds ``in_flight``, a gauge of its unfinished
+        executions (+1 here, -1 by :meth:`Lifecycle.release` when one finishes). Far below the
+        limit, one ``findAndModify`` that matches the gauge does both. Near the limit, or when the
+        gauge is missing (a project older than it) or high (a master died between a finish and
+        its release), the unfinished executions are counted exactly by index, the request
+        refused at the limit (nothing written), and the gauge set to the count.
+        """
         limit = self.ctx.config.max_in_flight_per_project
-        busy = await self.ctx.store.count(  # by index: this runs on every submit
+        key = counter_key(project["_id"])
+        counters = self.ctx.store.counters
+        doc = await counters.find_one_and_update(
+            {"_id": key, "in_flight": {"$lt": limit - max(1, limit // 10)}},
+            {"$inc": {"value": 1, "in_flight": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            busy = await self._count_in_flight(project)
+            self._check_in_flight(project, busy, limit)
+            doc = await counters.find_one_and_update(
+                {"_id": key},
+                {"$inc": {"value": 1}, "$set": {"in_flight": busy + 1}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        return int(doc["value"])
+
+    async def _count_in_flight(self, project: Doc) -> int:
+        return await self.ctx.store.count(  # by index
             self.ctx.store.executions,
             {"project": project["_id"], "status": {"$in": sorted(INCOMPLETE_STATUSES)}},
         )
+
+    @staticmethod
+    def _check_in_flight(project: Doc, busy: int, limit: int) -> None:
         if busy >= limit:
             raise TooManyRequests(
                 f"Project {project['name']!r} already has {busy} executions queued or running "

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pymongo.errors import PyMongoError
+
 from jupyter_valohai.models import QUEUED, TERMINAL_STATUSES, isoformat, utcnow
 
 from ..context import Context
@@ -16,6 +18,11 @@ from ..store import Doc, as_dt
 from .secrets import Masker
 
 log = logging.getLogger(__name__)
+
+
+def counter_key(project_id: str) -> str:
+    """The project's counter document: execution numbers and the in-flight gauge."""
+    return f"executions:{project_id}"
 
 
 def history_entry(status: str, attempt: int | None) -> str:
@@ -70,6 +77,8 @@ class Lifecycle:
         )
         if doc is None:
             return None
+        if to_status in TERMINAL_STATUSES:
+            await self.release(doc)
         await self.ctx.logs.status(
             execution_id, message, before=int(doc.get("log_events") or 1) - 1
         )
@@ -77,6 +86,18 @@ class Lifecycle:
         if to_status in TERMINAL_STATUSES:
             await self.finish(doc)
         return doc
+
+    async def release(self, execution: Doc) -> None:
+        """One unfinished execution fewer in its project's in-flight gauge (never below 0; a
+        missing gauge stays missing). A failure only leaves the gauge high: the next submit
+        near the limit counts exactly and sets it right."""
+        try:
+            await self.ctx.store.counters.update_one(
+                {"_id": counter_key(execution["project"]), "in_flight": {"$gt": 0}},
+                {"$inc": {"in_flight": -1}},
+            )
+        except PyMongoError as exc:
+            log.warning("in-flight gauge of %s not lowered: %s", execution["project"], exc)
 
     async def finish(self, execution: Doc) -> None:
         """Archive a finished execution's logs (safe to repeat)."""

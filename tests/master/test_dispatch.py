@@ -103,16 +103,17 @@ async def test_a_no_op_execution_costs_few_database_commands(quiet_master: Maste
         assert claim.status_code == 200, claim.text
         await finish(master, claim.json())
     executions = {k: v for k, v in counts.items() if k.endswith(":executions")}
-    # Exactly: insert; the claim's and the final status's compare-and-sets; the archive flag;
-    # the in-flight count (one indexed count per unfinished status, 4). No read before the final
+    # Exactly: insert; the claim's and the final status's compare-and-sets; the archive flag.
+    # No in-flight count (the gauge on the counter document answers), no read before the final
     # status's compare-and-set (no outputs: it is the fence), no status event paying a count of
     # its own, no first event a read for its masker.
     assert executions == {
         "insert:executions": 1,
         "findAndModify:executions": 2,
         "update:executions": 1,
-        "count:executions": 4,
     }, counts
+    # The counter and the in-flight gauge in one write; the gauge lowered at the end.
+    assert counts["findAndModify:counters"] == 1 and counts["update:counters"] == 1, counts
     # The claim's check-in is one write that answers the drain flag (no read of it after); the
     # final status frees the worker. (One read of the workers: the submit's waiting reason.)
     assert counts["findAndModify:workers"] == 1 and counts["find:workers"] == 1, counts
@@ -123,7 +124,7 @@ async def test_a_no_op_execution_costs_few_database_commands(quiet_master: Maste
     assert counts["update:environments"] == 0, counts
     # The submit's answer describes with the project, group and user the submit read already.
     assert counts["find:environments"] <= 3, counts  # the submit's; two agent authentications
-    assert sum(counts.values()) <= 14, counts  # commits and workers reads are not cached
+    assert sum(counts.values()) <= 11, counts  # commits and workers reads are not cached
 
 
 async def test_status_events_are_counted_in_the_status_change(master: MasterClient) -> None:
@@ -231,3 +232,51 @@ async def test_a_claim_after_a_lost_final_status_frees_the_worker(master: Master
     idle = await workers.find_one({"agent_id": "w1"})
     assert idle is not None and idle["execution"] is None
     assert idle["idle_since"] >= busy["last_seen"]
+
+
+@pytest.fixture
+async def limited(master_config: MasterConfig) -> AsyncIterator[MasterClient]:
+    config = dataclasses.replace(master_config, max_in_flight_per_project=3)
+    running, port = await start_master(config)
+    try:
+        yield MasterClient(
+            running, f"http://127.0.0.1:{port}", config.admin_token, config.agent_token
+        )
+    finally:
+        await running.stop()
+
+
+async def test_the_in_flight_gauge_keeps_the_limit_and_mends_itself(limited: MasterClient) -> None:
+    project, commit = await limited.setup_commit()
+    counters = limited.master.ctx.store.counters
+    key = f"executions:{project['id']}"
+
+    async def submit() -> int:
+        resp = await limited.api(
+            "POST",
+            "/api/v0/executions/",
+            json={"project": project["id"], "commit": commit["identifier"], "step": "train"},
+        )
+        return resp.status_code
+
+    assert [await submit() for _ in range(4)] == [201, 201, 201, 429]
+    gauge = await counters.find_one({"_id": key})
+    assert gauge is not None and gauge["in_flight"] == 3 and gauge["value"] == 3  # none burned
+    claim = await limited.claim()
+    await finish(limited, claim.json())
+    gauge = await counters.find_one({"_id": key})
+    assert gauge is not None and gauge["in_flight"] == 2
+    assert await submit() == 201
+    assert await submit() == 429
+    # A gauge left high (a master died between a finish and its release) is counted right at
+    # the next submit near the limit; one lowered by a stop is too.
+    stop = await limited.api("POST", f"/api/v0/executions/{project['id']}:2/stop/")
+    assert stop.status_code == 200, stop.text
+    await counters.update_one({"_id": key}, {"$set": {"in_flight": 3}})
+    assert await submit() == 201
+    gauge = await counters.find_one({"_id": key})
+    assert gauge is not None and gauge["in_flight"] == 3 and gauge["value"] == 5
+    # A project older than the gauge (no in_flight yet) counts exactly once and starts it.
+    await counters.update_one({"_id": key}, {"$unset": {"in_flight": ""}})
+    assert await submit() == 429
+    assert (await counters.find_one({"_id": key})).get("in_flight") is None
