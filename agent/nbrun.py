@@ -286,6 +286,9 @@ def _execute(args: argparse.Namespace, nonce: str, engine: dict[str, Any]) -> in
             progress_bar=False,
             stdout_file=sys.stdout,
             stderr_file=sys.stderr,
+            # The kernel served this one notebook: kill it when done (or stopped) rather than
+            # ask it to shut down and wait, which on a busy machine outlasts a stop's grace.
+            shutdown_kernel="immediate",
             **engine,
             **(reporter.hooks() if reporter else {}),
         )
