@@ -277,25 +277,26 @@ class Store:
         each sorted and cut at ``offset + limit``, merged here. The count is asked only when
         the page does not tell it: a page ending short of ``limit`` ends the list; and kept in
         the read cache (``counts``), which every write that may change one drops.
-        ``limit`` must be positive.
+        ``limit`` 0 is no limit, as pymongo's.
         """
         parts = self.split(query, max_split)
         if len(parts) == 1:
             cursor = collection.find(self.indexed(parts[0])).sort(key, direction)
             docs = [d async for d in cursor.skip(offset).limit(limit)]
-            if 0 < len(docs) < limit or (offset == 0 and not docs):
-                return docs, offset + len(docs)
+            if (limit <= 0 or len(docs) < limit) and (docs or offset == 0):
+                return docs, offset + len(docs)  # the list ends on this page
             return docs, await self._count(collection, parts[0], cached=True)
-        window = offset + limit
+        window = offset + limit if limit > 0 else 0  # 0: no limit, as pymongo's
         found: list[list[Doc]] = []
         total = 0
         for part in parts:
             cursor = collection.find(self.indexed(part)).sort(key, direction).limit(window)
             docs = [d async for d in cursor]
             found.append(docs)
-            total += len(docs) if len(docs) < window else await self._count(collection, part, True)
+            complete = window == 0 or len(docs) < window
+            total += len(docs) if complete else await self._count(collection, part, True)
         merged = heapq.merge(*found, key=lambda d: sort_value(d.get(key)), reverse=direction < 0)
-        return list(itertools.islice(merged, offset, window)), total
+        return list(itertools.islice(merged, offset, window or None)), total
 
     async def count_log_events(self, execution_id: str, n: int) -> int:
         """Add ``n`` to an execution's count of log events; return the count before."""

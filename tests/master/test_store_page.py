@@ -76,6 +76,10 @@ async def test_page_matches_a_plain_sorted_find(store: Store) -> None:
                 want = [d["_id"] for d in expected[offset : offset + limit]]
                 assert [d["_id"] for d in page] == want, (query, key, direction, offset, limit)
                 assert count == len(expected), (query, offset, limit)
+            for offset in (0, 4):  # limit 0: no limit, as pymongo's
+                page, count = await store.page(store.executions, query, key, direction, offset, 0)
+                assert [d["_id"] for d in page] == [d["_id"] for d in expected[offset:]], query
+                assert count == len(expected)
             # Past the end: no documents, and still the full count.
             page, count = await store.page(
                 store.executions, query, key, direction, len(expected) + 5, 10
