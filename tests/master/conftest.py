@@ -8,4 +8,4 @@ yielding a :class:`mastertest.MasterClient` (``.url``, ``.api()``, ``.agent()``,
 
 from __future__ import annotations
 
-from mastertest import master, master_config  # noqa: F401 (fixtures)
+from mastertest import master, master_config, master_pair  # noqa: F401 (fixtures)

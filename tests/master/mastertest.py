@@ -10,10 +10,12 @@ Other test packages can use them with ``pytest_plugins = ["tests.master.conftest
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import io
 import tarfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,16 +175,30 @@ def master_config(
     )
 
 
-@pytest.fixture
-async def master(master_config: MasterConfig) -> AsyncIterator[MasterClient]:
-    """A started master serving on a free port; stopped after the test."""
-    running, port = await start_master(master_config)
+@asynccontextmanager
+async def serving(config: MasterConfig) -> AsyncIterator[MasterClient]:
+    """A master started with ``config`` on a free port, as a client; stopped on leaving."""
+    running, port = await start_master(config)
     try:
         yield MasterClient(
-            running,
-            f"http://127.0.0.1:{port}",
-            master_config.admin_token,
-            master_config.agent_token,
+            running, f"http://127.0.0.1:{port}", config.admin_token, config.agent_token
         )
     finally:
         await running.stop()
+
+
+@pytest.fixture
+async def master(master_config: MasterConfig) -> AsyncIterator[MasterClient]:
+    """A started master serving on a free port; stopped after the test."""
+    async with serving(master_config) as client:
+        yield client
+
+
+@pytest.fixture
+async def master_pair(
+    master_config: MasterConfig,
+) -> AsyncIterator[tuple[MasterClient, MasterClient]]:
+    """Two masters on one database and one Redis, each with its own cache (TTL: an hour)."""
+    config = dataclasses.replace(master_config, cache_seconds=3600)
+    async with serving(config) as a, serving(config) as b:
+        yield a, b

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from mastertest import MasterClient, start_master
+from mastertest import MasterClient, serving
 from pymongo import monitoring
 from test_agent_api import run_outputs, submit_and_claim
 
@@ -66,13 +66,8 @@ def counting() -> Iterator[collections.Counter[str]]:
 async def quiet_master(master_config: MasterConfig) -> AsyncIterator[MasterClient]:
     """A master without background passes (reaper, scaler): every command is a request's."""
     config = dataclasses.replace(master_config, reaper_interval=3600, scaler_interval=0)
-    running, port = await start_master(config)
-    try:
-        yield MasterClient(
-            running, f"http://127.0.0.1:{port}", config.admin_token, config.agent_token
-        )
-    finally:
-        await running.stop()
+    async with serving(config) as client:
+        yield client
 
 
 async def finish(master: MasterClient, spec: dict[str, Any], status: str = "complete") -> None:
@@ -237,13 +232,8 @@ async def test_a_claim_after_a_lost_final_status_frees_the_worker(master: Master
 @pytest.fixture
 async def limited(master_config: MasterConfig) -> AsyncIterator[MasterClient]:
     config = dataclasses.replace(master_config, max_in_flight_per_project=3)
-    running, port = await start_master(config)
-    try:
-        yield MasterClient(
-            running, f"http://127.0.0.1:{port}", config.admin_token, config.agent_token
-        )
-    finally:
-        await running.stop()
+    async with serving(config) as client:
+        yield client
 
 
 async def test_the_in_flight_gauge_keeps_the_limit_and_mends_itself(limited: MasterClient) -> None:

@@ -8,15 +8,11 @@ The two-master test gives the cache an hour of TTL, so only an invalidation expl
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from mastertest import MasterClient, start_master
+from mastertest import MasterClient
 
 from master.cache import MISSING, ReadCache, updated_fields
-from master.config import MasterConfig
 
 
 async def count(master: MasterClient, project: str, **params: Any) -> int:
@@ -64,29 +60,10 @@ async def test_counts_follow_every_write_at_once(master: MasterClient) -> None:
     assert await count(master, pid) == 2
 
 
-@pytest.fixture
-async def pair(master_config: MasterConfig) -> AsyncIterator[tuple[MasterClient, MasterClient]]:
-    """Two masters on one database and one Redis, each with its own cache (TTL: an hour)."""
-    config = dataclasses.replace(master_config, cache_seconds=3600)
-    clients = []
-    try:
-        for _ in range(2):
-            running, port = await start_master(config)
-            clients.append(
-                MasterClient(
-                    running, f"http://127.0.0.1:{port}", config.admin_token, config.agent_token
-                )
-            )
-        yield clients[0], clients[1]
-    finally:
-        for client in clients:
-            await client.master.stop()
-
-
 async def test_counts_follow_writes_in_another_master(
-    pair: tuple[MasterClient, MasterClient],
+    master_pair: tuple[MasterClient, MasterClient],
 ) -> None:
-    a, b = pair
+    a, b = master_pair
     project, commit = await a.setup_commit()
     pid = project["id"]
     first = await a.submit(pid, commit["identifier"])

@@ -9,17 +9,14 @@ seen there.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 import requests
-from mastertest import MasterClient, start_master
+from mastertest import MasterClient
 
 from jupyter_valohai.models import new_token
 from master.cache import MISSING, ReadCache, cache_key
-from master.config import MasterConfig
 from master.services.describe import DESCRIBED
 from master.web.accounts import TOKEN_ID_CHARS, Accounts
 
@@ -49,25 +46,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
 
 def cached(master: MasterClient, namespace: str, key: str) -> Any:
     return master.master.ctx.store.cache.get(namespace, key)
-
-
-@pytest.fixture
-async def pair(master_config: MasterConfig) -> AsyncIterator[tuple[MasterClient, MasterClient]]:
-    """Two masters on one database and one Redis, each with its own cache (TTL: an hour)."""
-    config = dataclasses.replace(master_config, cache_seconds=3600)
-    clients = []
-    try:
-        for _ in range(2):
-            running, port = await start_master(config)
-            clients.append(
-                MasterClient(
-                    running, f"http://127.0.0.1:{port}", config.admin_token, config.agent_token
-                )
-            )
-        yield clients[0], clients[1]
-    finally:
-        for client in clients:
-            await client.master.stop()
 
 
 # --- the cache itself -----------------------------------------------------------------------------
@@ -229,9 +207,9 @@ async def test_project_and_environment_edits_are_visible_at_once(master: MasterC
 
 
 async def test_revoke_and_role_change_reach_the_other_master(
-    pair: tuple[MasterClient, MasterClient],
+    master_pair: tuple[MasterClient, MasterClient],
 ) -> None:
-    a, b = pair
+    a, b = master_pair
     project, commit = await a.setup_commit()
     pid = project["id"]
     user_id, token = await make_user(a, "carol")

@@ -19,7 +19,7 @@ from jupyter_valohai.archive import safe_extract
 from jupyter_valohai.errors import InvalidInput
 from jupyter_valohai.netguard import NetGuard
 from master.config import MasterConfig
-from tests.master.mastertest import MasterClient, start_master
+from tests.master.mastertest import MasterClient, serving
 
 LIMITS = {"max_request_bytes": 64 * 1024, "max_log_bytes": 10_000, "max_in_flight_per_project": 3}
 
@@ -28,13 +28,8 @@ LIMITS = {"max_request_bytes": 64 * 1024, "max_log_bytes": 10_000, "max_in_fligh
 async def small(master_config: MasterConfig) -> AsyncIterator[MasterClient]:
     """A master with small limits."""
     config = dataclasses.replace(master_config, **LIMITS)
-    running, port = await start_master(config)
-    try:
-        yield MasterClient(
-            running, f"http://127.0.0.1:{port}", config.admin_token, config.agent_token
-        )
-    finally:
-        await running.stop()
+    async with serving(config) as client:
+        yield client
 
 
 async def claimed(master: MasterClient) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import requests
 
 from jupyter_valohai.models import new_token
 from master.config import MasterConfig
-from tests.master.mastertest import MasterClient, start_master
+from tests.master.mastertest import MasterClient, serving
 
 BIG = 12 * 1000 * 1000  # above the tests' 5 MiB multipart threshold: three parts
 
@@ -30,13 +30,8 @@ async def master(
         admin_token=new_token(),
         agent_token=new_token(),
     )
-    running, port = await start_master(config)
-    try:
-        yield MasterClient(
-            running, f"http://127.0.0.1:{port}", config.admin_token, config.agent_token
-        )
-    finally:
-        await running.stop()
+    async with serving(config) as client:
+        yield client
 
 
 async def claim(master: MasterClient) -> tuple[str, int]:

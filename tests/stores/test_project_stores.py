@@ -12,7 +12,7 @@ import requests
 from jupyter_valohai.models import new_token
 from jupyter_valohai.stores import open_store
 from master.config import MasterConfig
-from tests.master.mastertest import MasterClient, start_master
+from tests.master.mastertest import MasterClient, serving
 
 from .test_master_direct import prepare, register
 
@@ -36,13 +36,8 @@ async def master(
         admin_token=new_token(),
         agent_token=new_token(),
     )
-    running, port = await start_master(config)
-    try:
-        yield MasterClient(
-            running, f"http://127.0.0.1:{port}", config.admin_token, config.agent_token
-        )
-    finally:
-        await running.stop()
+    async with serving(config) as client:
+        yield client
 
 
 async def run_one_output(master: MasterClient, store: str | None, data: bytes) -> dict[str, Any]:
