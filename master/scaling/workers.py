@@ -84,16 +84,23 @@ class WorkerRegistry:
             "last_seen": now,
             "stopped": False,
         }
-        # One round trip: the upsert answers with the document (its drain flag included).
-        doc: Doc = await self.docs.find_one_and_update(  # type: ignore[assignment]
-            {"_id": key},
-            {
-                "$set": sets,
-                "$setOnInsert": {"first_seen": now, "idle_since": now, "drain": False},
-            },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+        # One round trip for a known worker: the update answers with the document (its drain
+        # flag included). A new one is inserted by an upsert of its own: nx-27017's
+        # findAndModify ignores $setOnInsert, which the drain and idle fields must get.
+        found: Doc | None = await self.docs.find_one_and_update(
+            {"_id": key}, {"$set": sets}, return_document=ReturnDocument.AFTER
         )
+        if found is None:
+            await self.docs.update_one(
+                {"_id": key},
+                {
+                    "$set": sets,
+                    "$setOnInsert": {"first_seen": now, "idle_since": now, "drain": False},
+                },
+                upsert=True,
+            )
+            found = await self.docs.find_one({"_id": key})
+        doc: Doc = found or {"_id": key, **sets}
         if idle and doc.get("execution") is not None:
             # A claiming agent runs nothing: whatever it ran has ended (without its final status).
             await self.docs.update_one(

@@ -236,11 +236,16 @@ def trained(deploy_stack: Stack, sklearn_image: str, registry: str) -> Iterator[
 
 
 def wait_version(stack: Stack, version_id: str, timeout: float = 300) -> dict:
-    """Poll the version until its build and start are over (running, failed or stopped)."""
+    """Poll the version until its build and start are over (running, failed or stopped); a
+    running version asked for an alias is waited for until the alias names it (the rollout
+    points the alias right after the version's endpoints run)."""
     deadline = time.monotonic() + timeout
     while True:
         version = stack.api("GET", f"/api/v0/deployment-versions/{version_id}/").json()
-        if version["status"] in ("running", "failed", "stopped"):
+        aliased = not version.get("alias") or version["alias"] in version["aliases"]
+        if version["status"] in ("failed", "stopped") or (
+            version["status"] == "running" and aliased
+        ):
             return version
         if time.monotonic() > deadline:
             raise AssertionError(f"version still {version['status']}:\n{version}\n{stack.logs()}")

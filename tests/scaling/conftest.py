@@ -3,6 +3,7 @@ worker groups and executions on it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -85,7 +86,9 @@ def wait_for(what: str, check: Callable[[], Any], stack: Stack, timeout: float =
         if value:
             return value
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n{stack.logs()}")
+    groups = stack.api("GET", "/api/v0/environments/").json().get("results", [])
+    scaling = json.dumps([{g.get("slug"): g.get("scaling")} for g in groups], indent=1)
+    raise AssertionError(f"timed out waiting for {what}\n{scaling}\n{stack.logs()}")
 
 
 def start_group_agent(stack: Stack, token: str, name: str) -> subprocess.Popen:
