@@ -48,7 +48,8 @@ def open_panel(page: Any, lab: Lab, notebook: str) -> None:
     from playwright.sync_api import expect
 
     page.goto(f"{lab.url}/lab/tree/{notebook}?token={lab.token}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=UI_MS)
+    # The opened notebook's cells (another open notebook's tab may hold hidden ones first).
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell >> visible=true", timeout=UI_MS)
     # Lab may restore other notebooks too: the button of the notebook shown (not a hidden tab's)
     page.get_by_title("Run this notebook on Valohai").locator("visible=true").first.click()
     panel = page.locator("#jupyter-valohai-sidebar")
